@@ -1,0 +1,5 @@
+"""``python -m rnnlm`` (and ``torchrun -m rnnlm``) runs the command line."""
+
+from .cli import main
+
+main()

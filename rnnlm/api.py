@@ -1,0 +1,162 @@
+"""``rnnlm.train(...)``: corpus → tokenizer → ids → model → trainer → run directory.
+
+Everything the CLI's ``train`` does is here, so scripts and notebooks get the
+same behaviour; the CLI only parses options and renders events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .checkpoint import load_checkpoint, prefixed, resolve_checkpoint
+from .config import ModelConfig, TrainConfig
+from .corpus import encode_char_corpus, read_text, scan_corpus
+from .data import TBPTTBatches, split_ids
+from .device import dist_env, resolve_autocast, resolve_device, set_threads
+from .errors import InputError
+from .model import RNNLM
+from .runlog import run_callbacks
+from .tokenizer import CharTokenizer, SentencePieceTokenizer, tokenizer_from_state
+from .train import Event, Trainer
+
+BUDGET_FIELDS = ("max_time_s", "max_steps", "epochs")
+
+
+def default_run_dir(corpus: Path, cell: str, root: Path = Path("checkpoints")) -> Path:
+    return root / f"{corpus.stem}-{cell}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _newest_run(corpus: Path, root: Path = Path("checkpoints")) -> Path:
+    runs = sorted(root.glob(f"{corpus.stem}-*/latest.safetensors"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise InputError(f"--resume: no run for {corpus.name} under {root}/; pass --out RUN_DIR")
+    return runs[-1].parent
+
+
+def encode_splits(paths: list[Path], config: TrainConfig, tokenizer, cache_dir: Path | None):
+    """Tokenizer (built unless given) and the (train, val[, test]) id arrays, split by characters."""
+    info = scan_corpus(paths)
+    if config.tokenizer == "char":
+        if tokenizer is None:
+            tokenizer = CharTokenizer.from_counts(info.codepoints, info.counts, config.min_char_count)
+        else:
+            _check_coverage(tokenizer, info)
+        return tokenizer, split_ids(encode_char_corpus(info, tokenizer, cache_dir), config.split), info
+    text = read_text(paths)
+    bounds = np.floor(np.cumsum((0.0,) + tuple(config.split)) * len(text)).astype(np.int64)
+    parts = [text[bounds[i] : bounds[i + 1]] for i in range(len(config.split))]
+    if tokenizer is None:
+        tokenizer = SentencePieceTokenizer.train(parts[0], config.tokenizer, config.vocab_size)
+    return tokenizer, tuple(tokenizer.encode(p) for p in parts), info
+
+
+def _check_coverage(tokenizer, info) -> None:
+    """A fine-tuned or resumed char model must cover the corpus (or have ``<unk>``)."""
+    if tokenizer.unk_id is not None:
+        return
+    known = {ord(c) for c in tokenizer.chars}
+    missing = [chr(int(cp)) for cp in info.codepoints if int(cp) not in known]
+    if missing:
+        shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing[:10])
+        raise InputError(f"the checkpoint's vocabulary does not cover this corpus: {shown}")
+
+
+def _setup_distributed(device_name: str) -> tuple[int, int, torch.device]:
+    rank, world, local = dist_env()
+    device = resolve_device(device_name)
+    if world > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", local)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def train(
+    corpus: str | Path | Sequence[str | Path],
+    *,
+    model: ModelConfig | dict[str, Any] | None = None,
+    config: TrainConfig | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    init_from: str | Path | None = None,
+    val_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    callbacks: Sequence[Callable[[Event], None]] = (),
+    threads: int | None = None,
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train a language model on ``corpus`` (file(s)); returns a summary dict.
+
+    ``resume`` continues the run in ``out`` (or the newest run for this corpus)
+    from its latest checkpoint with the stored configs; ``overrides`` replaces
+    training-config fields on resume (e.g. a longer budget).  ``init_from``
+    starts from a checkpoint's weights with a fresh optimizer (fine-tuning).
+    """
+    paths = [Path(p) for p in ([corpus] if isinstance(corpus, (str, Path)) else corpus)]
+    if not paths:
+        raise InputError("no corpus file given")
+    set_threads(threads)
+    config = config or TrainConfig()
+    model_cfg = model if isinstance(model, ModelConfig) else ModelConfig(**(model or {}))
+    resume_from, tokenizer = None, None
+    if resume:
+        out = Path(out) if out is not None else _newest_run(paths[0])
+        meta, tensors = load_checkpoint(resolve_checkpoint(out, latest=True))
+        config = TrainConfig.from_dict(meta["config"]["train"]).replace(**(overrides or {}))
+        model_cfg = ModelConfig.from_dict(meta["config"]["model"])
+        tokenizer = tokenizer_from_state(meta["tokenizer"], tensors)
+        resume_from = (meta, tensors)
+    elif init_from is not None:
+        meta, tensors = load_checkpoint(resolve_checkpoint(Path(init_from)))
+        model_cfg = ModelConfig.from_dict(meta["config"]["model"])
+        tokenizer = tokenizer_from_state(meta["tokenizer"], tensors)
+        config = config.replace(tokenizer=meta["tokenizer"]["kind"])
+    rank, world, device = _setup_distributed(config.device)
+    torch.manual_seed(config.seed + rank)
+    out = Path(out) if out is not None else default_run_dir(paths[0], model_cfg.cell)
+    cache = Path(cache_dir) if cache_dir is not None else out.parent / ".cache"
+    tokenizer, splits, info = encode_splits(paths, config, tokenizer, cache)
+    if resume_from is not None and resume_from[0]["corpus"]["sha256"] != info.to_dict()["sha256"]:
+        raise InputError(f"the corpus differs from the one {out} was trained on; resume needs the same files")
+    val_ids = splits[1]
+    if val_file is not None:
+        val_ids = tokenizer.encode(read_text([Path(val_file)]), unknown="unk" if tokenizer.unk_id is not None else "error")
+    model_cfg = dataclasses.replace(model_cfg, vocab_size=tokenizer.vocab_size)
+    net = RNNLM(model_cfg)
+    if resume_from is not None or init_from is not None:
+        net.load_state_dict(prefixed(tensors, "model"))
+    net.to(device)
+    batches = TBPTTBatches(splits[0], config.batch_size, config.bptt, rank, world)
+    if len(val_ids) < 2:
+        raise InputError(f"validation split too short ({len(val_ids)} tokens); use a bigger corpus or --split")
+    meta_out = {
+        "config": {"model": model_cfg.to_dict(), "train": config.to_dict()},
+        "tokenizer": tokenizer.to_dict(),
+        "corpus": info.to_dict(),
+        "split": {"fractions": list(config.split), "tokens": [len(s) for s in splits], "val_file": str(val_file) if val_file else None},
+    }
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(meta_out, indent=2, ensure_ascii=False) + "\n")
+    trainer = Trainer(
+        net, config, batches, val_ids, device, out, meta_out,
+        token_chars=tokenizer.char_lengths(),
+        autocast_dtype=resolve_autocast(config.precision, device),
+        callbacks=[*run_callbacks(out), *callbacks] if rank == 0 else [],
+        rank=rank, world_size=world, resume_from=resume_from,
+        static_tensors={k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tokenizer.tensors().items()},
+    )
+    summary = trainer.run()
+    summary["epochs"] = trainer.state.step / batches.windows_per_epoch
+    return summary

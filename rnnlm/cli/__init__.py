@@ -1,0 +1,103 @@
+"""The ``rnnlm`` command line: options in, Python API calls, results rendered.
+
+Errors from the library (``RnnlmError``) become one line on stderr and the
+exit code CONVENTIONS.md assigns (2 unusable input, 1 failure while working,
+130/143 interrupted); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from .. import __version__
+from ..config import CELLS, PRECISIONS, TOKENIZERS, ModelConfig, TrainConfig
+from ..errors import InputError, RnnlmError
+
+DEFAULT_MAX_TIME_S = 600.0
+_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``5m``, ``1.5h`` → seconds (a bare number is seconds)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|m|min|h)?\s*", str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise click.BadParameter(f"{text!r} is not a positive duration like 90, 90s, 5m or 1h")
+    return float(match.group(1)) * _UNITS[match.group(2) or ""]
+
+
+class Duration(click.ParamType):
+    name = "DURATION"
+
+    def convert(self, value, param, ctx):
+        try:
+            return value if isinstance(value, float) else parse_duration(value)
+        except click.BadParameter as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class CleanError(click.ClickException):
+    """A library error shown as one line with its own exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class Group(click.Group):
+    """Turns library errors, interrupts and out-of-memory into clean exits."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            raise _clean(exc) from exc
+        except KeyboardInterrupt as exc:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            raise CleanError("interrupted", 130) from exc
+
+
+def _clean(exc: BaseException) -> click.ClickException:
+    if isinstance(exc, RnnlmError):
+        return CleanError(str(exc), exc.exit_code)
+    if isinstance(exc, torch.cuda.OutOfMemoryError) or isinstance(exc, MemoryError):
+        return CleanError("out of memory: lower --batch-size, --bptt or --hidden", 1)
+    if isinstance(exc, BrokenPipeError):
+        return CleanError("output closed early", 1)
+    return CleanError(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="rnnlm")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Character-level recurrent language models: train, sample, evaluate, compare.
+
+    \b
+    rnnlm corpus                                   # build corpora/shakespeare.txt
+    rnnlm train corpora/shakespeare.txt --max-time 5m
+    rnnlm generate --prompt "ROMEO:"
+    """
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+def main() -> None:
+    cli(prog_name="rnnlm")
+
+
+from . import generate_cmd, info_cmd, train_cmd  # noqa: E402  (registers the commands on ``cli``)

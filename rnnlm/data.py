@@ -1,0 +1,90 @@
+"""Splits and truncated-BPTT batches over a 1-D array of token ids.
+
+The layout follows pytorch/examples' ``batchify``: the training ids are cut
+into ``S`` equal contiguous streams, one row each, and training walks along the
+rows ``T`` steps at a time, so the hidden state carried from one window to the
+next belongs to the same stream::
+
+    ids:  a b c d e f g h i j k l m n o p q r s t u v w x   (S = 3 streams)
+    rows: [a b c d e f g h]            window 0: x = cols 0..T-1, y = cols 1..T
+          [i j k l m n o p]            window 1: x = cols T..2T-1, y = cols T+1..2T
+          [q r s t u v w x]
+
+Under DDP there are ``batch_size × world_size`` streams and rank ``r`` owns rows
+``r·B … (r+1)·B − 1`` — disjoint text, so all-reduced gradients equal one
+process training on the global batch.  The window for a step is a pure
+function of the step, so resuming needs only the step (and the hidden state).
+Ids may be a read-only ``np.memmap``: only one window is copied per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+
+def split_ids(ids: np.ndarray, fractions: tuple[float, ...]) -> tuple[np.ndarray, ...]:
+    """Contiguous train / validation [/ test] slices by the given fractions of the ids.
+
+    Two fractions give (train, val) — nanoGPT's 0.9,0.1 — three add a test slice.
+    Slices are views, so a memmap stays a memmap.
+    """
+    n = len(ids)
+    bounds = np.floor(np.cumsum((0.0,) + tuple(fractions)) * n).astype(np.int64)
+    return tuple(ids[bounds[i] : bounds[i + 1]] for i in range(len(fractions)))
+
+
+def min_train_tokens(batch_size: int, bptt: int, world_size: int = 1) -> int:
+    """The fewest training ids that make one full batch: every stream needs T+1 ids."""
+    return batch_size * world_size * (bptt + 1)
+
+
+@dataclass
+class TBPTTBatches:
+    """Fixed-shape (B, T) input/target windows for one rank, indexed by global step."""
+
+    ids: np.ndarray
+    batch_size: int
+    bptt: int
+    rank: int = 0
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        need = min_train_tokens(self.batch_size, self.bptt, self.world_size)
+        if len(self.ids) < need:
+            raise InputError(
+                f"corpus too short: the training split has {len(self.ids):,} tokens but "
+                f"batch {self.batch_size} × (bptt {self.bptt} + 1)"
+                + (f" × {self.world_size} ranks" if self.world_size > 1 else "")
+                + f" needs at least {need:,}; lower --batch-size or --bptt, or use a bigger corpus"
+            )
+        streams = self.batch_size * self.world_size
+        self.stream_len = len(self.ids) // streams
+        rows = self.ids[: streams * self.stream_len].reshape(streams, self.stream_len)
+        self.rows = rows[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]  # (B, L)
+        self.windows_per_epoch = (self.stream_len - 1) // self.bptt
+
+    @property
+    def tokens_per_epoch(self) -> int:
+        """Target tokens all ranks see in one pass (the unit of ``--epochs``)."""
+        return self.windows_per_epoch * self.bptt * self.batch_size * self.world_size
+
+    def window(self, step: int) -> int:
+        return step % self.windows_per_epoch
+
+    def starts_epoch(self, step: int) -> bool:
+        """True where the streams wrap to their start, so the carried state must be reset."""
+        return self.window(step) == 0
+
+    def batch(self, step: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and next-token targets (teacher forcing) for ``step``: both (B, T) int64."""
+        start = self.window(step) * self.bptt
+        chunk = np.asarray(self.rows[:, start : start + self.bptt + 1], dtype=np.int64)  # (B, T+1)
+        tensor = torch.from_numpy(chunk)
+        if device.type == "cuda":
+            tensor = tensor.pin_memory().to(device, non_blocking=True)
+        return tensor[:, :-1], tensor[:, 1:]

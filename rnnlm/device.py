@@ -1,0 +1,63 @@
+"""Device, precision and thread choices, made once and passed down (no globals elsewhere)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import InputError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` takes CUDA when torch sees a GPU, else the CPU; asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda: torch sees no CUDA GPU here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 natively (AVX-512 BF16 or AMX), so autocast is a speed-up.
+
+    oneDNN's own check accepts any AVX-512 core, where bf16 is emulated and
+    slower than fp32, so the CPU's flags are read too (Linux ``/proc/cpuinfo``).
+    """
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_autocast(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for training, or None for plain fp32.
+
+    ``auto``: bf16 on a GPU that supports it and on CPUs with native bf16
+    (measured on this project's 2-core AVX-512 BF16 machine: faster and no worse
+    per step; see BENCHMARKS.md), fp32 elsewhere.
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+def set_threads(threads: int | None) -> None:
+    """Pin intra-op threads (CPU); ``None`` keeps torch's default of one per core."""
+    if threads is not None:
+        if threads <= 0:
+            raise InputError(f"--threads must be positive, got {threads}")
+        torch.set_num_threads(threads)
+
+
+def dist_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when run plainly."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))

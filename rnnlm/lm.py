@@ -1,0 +1,112 @@
+"""``rnnlm.load(path)``: a checkpoint alone becomes a usable language model.
+
+:class:`LanguageModel` bundles config, tokenizer and module (the checkpoint
+holds all three, so no corpus is needed to sample — unlike pytorch/examples'
+``generate.py``) and offers ``generate``, ``stream`` and ``evaluate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .api import encode_splits
+from .checkpoint import load_checkpoint, prefixed, resolve_checkpoint
+from .config import ModelConfig, TrainConfig
+from .corpus import read_text
+from .device import resolve_device
+from .errors import InputError
+from .evaluate import EvalResult, evaluate_ids
+from .model import RNNLM
+from .sample import SamplingConfig, generate_texts, stream_text
+from .tokenizer import tokenizer_from_state
+
+
+class LanguageModel:
+    """A trained model ready to sample and score text."""
+
+    def __init__(self, module: RNNLM, tokenizer, meta: dict[str, Any], path: Path) -> None:
+        self.module, self.tokenizer, self.meta, self.path = module, tokenizer, meta, path
+        self.config: ModelConfig = module.config
+        self.train_config = TrainConfig.from_dict(meta["config"]["train"])
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def _bos(self) -> int | None:
+        """The newline id primes an empty prompt (a fresh line is the most neutral start)."""
+        if self.tokenizer.kind == "char" and self.tokenizer.unknown_chars("\n"):
+            return None
+        return int(self.tokenizer.encode("\n")[0])
+
+    def _sampling(self, **kwargs: Any) -> SamplingConfig:
+        return SamplingConfig(**{k: v for k, v in kwargs.items() if v is not None})
+
+    def generate(self, prompt: str = "", length: int = 500, temperature: float = 0.8, top_k: int = 0,
+                 top_p: float = 1.0, seed: int | None = None, *, num_samples: int = 1,
+                 repetition_penalty: float = 1.0, stop: str | None = None, echo: bool = True) -> str | list[str]:
+        """Sample text continuing ``prompt``; a list when ``num_samples`` > 1 (sampled as one batch)."""
+        cfg = self._sampling(length=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                             num_samples=num_samples, repetition_penalty=repetition_penalty, stop=stop)
+        texts = generate_texts(self.module, self.tokenizer, prompt, cfg, echo=echo, bos_id=self._bos())
+        return texts[0] if num_samples == 1 else texts
+
+    def stream(self, prompt: str = "", length: int = 500, temperature: float = 0.8, top_k: int = 0,
+               top_p: float = 1.0, seed: int | None = None, *, repetition_penalty: float = 1.0,
+               stop: str | None = None, echo: bool = True) -> Iterator[str]:
+        """Yield text chunks as they are generated (the prompt first, when echoed)."""
+        cfg = self._sampling(length=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                             repetition_penalty=repetition_penalty, stop=stop)
+        return stream_text(self.module, self.tokenizer, prompt, cfg, echo=echo, bos_id=self._bos())
+
+    def evaluate(self, text: str | None = None, *, file: str | Path | None = None, window: int | None = None) -> EvalResult:
+        """Score ``text`` or ``file``; neither means the checkpoint's own validation split (needs the corpus)."""
+        if file is not None:
+            text = read_text([Path(file)])
+        if text is None:
+            raise InputError("give a text or a file to evaluate")
+        unknown = self.tokenizer.unknown_chars(text) if self.tokenizer.kind == "char" else []
+        ids = self.tokenizer.encode(text, unknown="unk" if unknown and self.tokenizer.unk_id is not None else "error")
+        return evaluate_ids(self.module, ids, token_chars=self.tokenizer.char_lengths(),
+                            streams=self.train_config.eval_streams, window=window)
+
+
+    def evaluate_split(self, split: str = "val", *, window: int | None = None) -> EvalResult:
+        """Score the run's own validation or test split, re-read from the corpus files it names.
+
+        The split is recomputed exactly as training made it (same tokenizer, same
+        fractions), so on ``val`` this equals the checkpoint's stored ``val_bpc``.
+        """
+        index = {"train": 0, "val": 1, "test": 2}[split]
+        val_file = self.meta["split"].get("val_file")
+        if split == "val" and val_file:
+            return self.evaluate(file=val_file, window=window)
+        paths = [Path(p) for p in self.meta["corpus"]["paths"]]
+        _, splits, info = encode_splits(paths, self.train_config, self.tokenizer, None)
+        if info.to_dict()["sha256"] != self.meta["corpus"]["sha256"]:
+            raise InputError("the corpus files changed since training; pass the text to evaluate as FILE")
+        if index >= len(splits):
+            raise InputError(f"this run has no {split} split (its split was {self.train_config.split})")
+        return evaluate_ids(self.module, splits[index], token_chars=self.tokenizer.char_lengths(),
+                            streams=self.train_config.eval_streams, window=window)
+
+
+def load(path: str | Path | None = None, *, latest: bool = False, device: str = "cpu") -> LanguageModel:
+    """Load a checkpoint file or run directory (→ best; ``latest`` → latest) onto ``device``."""
+    file = resolve_checkpoint(Path(path) if path is not None else None, latest=latest)
+    meta, tensors = load_checkpoint(file)
+    try:
+        config = ModelConfig.from_dict(meta["config"]["model"])
+        tokenizer = tokenizer_from_state(meta["tokenizer"], tensors)
+        module = RNNLM(config)
+        module.load_state_dict(prefixed(tensors, "model"))
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise InputError(f"corrupted checkpoint: {file} (inconsistent contents: {exc})") from exc
+    if tokenizer.vocab_size != config.vocab_size:
+        raise InputError(f"corrupted checkpoint: {file} (tokenizer has {tokenizer.vocab_size} symbols, model {config.vocab_size})")
+    module.to(resolve_device(device)).eval()
+    return LanguageModel(module, tokenizer, meta, file)

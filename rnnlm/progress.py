@@ -1,0 +1,91 @@
+"""Trainer events rendered for people: a rich progress bar on a terminal, plain lines otherwise.
+
+Everything goes to stderr, so stdout carries only results (CONVENTIONS.md).
+This and ``cli.py`` are the only modules that import rich.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .train import Event
+
+
+class TrainProgress:
+    """Subscribes to trainer events; ``plain_every_s`` paces the non-terminal lines."""
+
+    def __init__(self, console: Console | None = None, plain_every_s: float = 10.0) -> None:
+        self.console = console or Console(stderr=True)
+        self.plain = not self.console.is_terminal
+        self.plain_every_s = plain_every_s
+        self._last_plain = 0.0
+        self.fields = {"loss": float("nan"), "bpc": float("nan"), "val": float("nan"), "speed": 0.0}
+        self.progress: Progress | None = None
+        self.task = None
+
+    def __call__(self, event: Event) -> None:
+        handler = getattr(self, f"on_{event.kind}", None)
+        if handler is not None:
+            handler(event)
+
+    def on_start(self, event: Event) -> None:
+        verb = "resuming" if event.data.get("resumed") else "training"
+        self.console.print(f"[bold]{verb}[/] {event.data['params']:,} parameters from step {event.step}")
+        if self.plain:
+            return
+        self.progress = Progress(
+            TextColumn("[bold blue]step {task.completed:>6.0f}/{task.fields[total_label]}"),
+            BarColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}  bpc {task.fields[bpc]:.3f}  val {task.fields[val]:.3f}"),
+            TextColumn("{task.fields[speed]:>7,.0f} chars/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=event.total_steps, completed=event.step,
+                                           total_label=event.total_steps or "?", **self.fields)
+
+    def _update(self, event: Event) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=event.step, total=event.total_steps,
+                                 total_label=event.total_steps or "?", **self.fields)
+        elif time.monotonic() - self._last_plain >= self.plain_every_s:
+            self._last_plain = time.monotonic()
+            total = event.total_steps or "?"
+            self.console.print(
+                f"step {event.step}/{total}  {event.elapsed_s / 60:5.1f} min  loss {self.fields['loss']:.3f}  "
+                f"bpc {self.fields['bpc']:.3f}  val bpc {self.fields['val']:.3f}  {self.fields['speed']:,.0f} chars/s",
+                highlight=False,
+            )
+
+    def on_log(self, event: Event) -> None:
+        self.fields.update(loss=event.data["loss"], bpc=event.data["bpc"], speed=event.data["chars_per_s"])
+        self._update(event)
+
+    def on_eval(self, event: Event) -> None:
+        self.fields["val"] = event.data["val_bpc"]
+        self._update(event)
+
+    def on_warning(self, event: Event) -> None:
+        self.console.print(f"[yellow]warning:[/] {event.data['message']}")
+
+    def on_done(self, event: Event) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=event.step, total=event.step, total_label=event.step)
+            self.progress.stop()
+        d = event.data
+        self.console.print(
+            f"[bold green]done[/] ({d['stop_reason']}): {d['steps']} steps, {d['elapsed_s'] / 60:.1f} min, "
+            f"val bpc {d['val_bpc']:.4f} (best {d['best_val_bpc']:.4f}) → {d['out_dir']}",
+            highlight=False,
+        )
+
+    def close(self) -> None:
+        """Stop the live display (after an error or an interrupt)."""
+        if self.progress is not None:
+            self.progress.stop()

@@ -1,0 +1,107 @@
+"""What a checkpoint holds beyond the weights, and how a trainer is put back exactly.
+
+Exact resume (bitwise on CPU with the same seed and threads) needs: weights,
+optimizer moments, the schedule position (step, total steps, learning-rate
+scale after NaN back-offs), the data position (a pure function of the step),
+the carried TBPTT hidden state of every rank, and every rank's torch RNG
+(dropout).  Under DDP rank 0 gathers the per-rank parts before writing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .checkpoint import optimizer_tensors, prefixed, restore_optimizer
+
+if TYPE_CHECKING:
+    from .evaluate import EvalResult
+    from .train import Trainer
+
+STATE_NAMES = ("h", "c")
+
+
+@dataclass
+class TrainState:
+    """The mutable progress of a run; every field goes into the checkpoint header."""
+
+    step: int = 0
+    total_steps: int | None = None
+    chars_seen: int = 0
+    elapsed_s: float = 0.0
+    lr: float = 0.0
+    lr_scale: float = 1.0
+    bad_steps: int = 0
+    best_val_bpc: float | None = None
+    evals_since_best: int = 0
+    curve: list[list[float]] = field(default_factory=list)
+
+
+def _gather(tensor: torch.Tensor, world_size: int) -> list[torch.Tensor]:
+    if world_size == 1:
+        return [tensor]
+    parts = [torch.empty_like(tensor) for _ in range(world_size)]
+    dist.all_gather(parts, tensor)
+    return parts
+
+
+def build_checkpoint(trainer: Trainer, val: EvalResult | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and header for the trainer's current state (a collective call under DDP)."""
+    tensors: dict[str, torch.Tensor] = {f"model.{k}": v.clone() for k, v in trainer.model.state_dict().items()}
+    optim, groups = optimizer_tensors(trainer.optimizer)
+    tensors.update(optim)
+    tensors.update(trainer.static_tensors)
+    for name, h in zip(STATE_NAMES, trainer.hidden):
+        for rank, part in enumerate(_gather(h.contiguous(), trainer.world_size)):
+            tensors[f"hidden.{rank}.{name}"] = part
+    rng = torch.get_rng_state()
+    if trainer.device.type == "cuda":
+        rng = torch.cat([rng, torch.cuda.get_rng_state(trainer.device)])
+    for rank, part in enumerate(_gather(rng.to(trainer.device), trainer.world_size)):
+        tensors[f"rng.{rank}.torch"] = part
+    np_state = np.random.get_state()
+    meta = dict(trainer.meta)
+    meta.update(
+        optim_groups=groups,
+        state=dataclasses.asdict(trainer.state),
+        step=trainer.state.step,
+        chars_seen=trainer.state.chars_seen,
+        schedule={"step": trainer.state.step, "total_steps": trainer.state.total_steps},
+        world_size=trainer.world_size,
+        rng={"python": repr(random.getstate()), "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]},
+        metrics={
+            "val_bpc": None if val is None else val.bpc,
+            "val": None if val is None else val.to_dict(),
+            "best_val_bpc": trainer.state.best_val_bpc,
+            "curve": trainer.state.curve,
+        },
+    )
+    return tensors, meta
+
+
+def restore_training(trainer: Trainer, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """Put optimizer, progress and RNG back; returns this rank's carried hidden state."""
+    restore_optimizer(trainer.optimizer, prefixed(tensors, "optim"), meta["optim_groups"])
+    names = {f.name for f in dataclasses.fields(TrainState)}
+    trainer.state = TrainState(**{k: v for k, v in meta["state"].items() if k in names})
+    rank = trainer.rank if meta.get("world_size", 1) == trainer.world_size else 0
+    rng = tensors[f"rng.{rank}.torch"].cpu()
+    cpu_len = torch.get_rng_state().numel()
+    torch.set_rng_state(rng[:cpu_len].clone())
+    if trainer.device.type == "cuda" and rng.numel() > cpu_len:
+        torch.cuda.set_rng_state(rng[cpu_len:].clone(), trainer.device)
+    hidden = tuple(
+        tensors[f"hidden.{rank}.{name}"].to(trainer.device)
+        for name in STATE_NAMES
+        if f"hidden.{rank}.{name}" in tensors
+    )
+    expected = trainer.model.init_state(trainer.batches.batch_size, trainer.device)
+    if len(hidden) != len(expected) or any(a.shape != b.shape for a, b in zip(hidden, expected)):
+        return expected
+    return hidden

@@ -1,0 +1,315 @@
+"""The training loop: teacher forcing, truncated BPTT, AdamW, clipping, warmup + cosine.
+
+The trainer knows nothing about terminals or files other than checkpoints: it
+reports through :class:`Event` callbacks (progress bar, metrics.jsonl, curve
+plot subscribe in ``progress.py`` / ``runlog.py``), so the same loop serves the
+CLI, ``compare``, tests and notebooks.  It never prints.
+
+Budgets follow CONVENTIONS.md: a time budget is turned into a step count after
+``calibrate_steps`` steps, so the learning-rate schedule is a pure function of
+the step; the wall clock still stops the run if steps slow down.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import save_checkpoint
+from .config import TrainConfig
+from .data import TBPTTBatches
+from .errors import Interrupted, RnnlmError
+from .evaluate import EvalResult, autocast_context, evaluate_ids
+from .model import RNNLM, State, detach_state
+from .state import TrainState, build_checkpoint, restore_training
+
+
+@dataclass
+class Event:
+    """Something the trainer reports: ``start``, ``log``, ``eval``, ``checkpoint``, ``warning`` or ``done``."""
+
+    kind: str
+    step: int
+    total_steps: int | None
+    elapsed_s: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Callback = Callable[[Event], None]
+
+
+def lr_factor(step: int, total: int | None, warmup: int, min_ratio: float) -> float:
+    """Linear warmup, then cosine decay to ``min_ratio`` at ``total`` (flat while ``total`` is unknown)."""
+    if total is not None:
+        warmup = max(1, min(warmup, total // 5))
+    if step < warmup:
+        return (step + 1) / warmup
+    if total is None:
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class _StopFlag:
+    """First SIGINT/SIGTERM asks for a clean stop after the current step; a second SIGINT aborts."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: no signal handling, the caller owns it
+            self._previous.clear()
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    """Runs one training job for one rank; only rank 0 writes files and emits events."""
+
+    def __init__(
+        self,
+        model: RNNLM,
+        config: TrainConfig,
+        batches: TBPTTBatches,
+        val_ids,
+        device: torch.device,
+        out_dir: Path,
+        meta: dict[str, Any],
+        *,
+        token_chars=None,
+        autocast_dtype: torch.dtype | None = None,
+        callbacks: list[Callback] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        resume_from: tuple[dict, dict] | None = None,
+        static_tensors: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        self.model, self.config, self.batches, self.val_ids = model, config, batches, val_ids
+        self.device, self.out_dir, self.meta = device, Path(out_dir), meta
+        self.token_chars, self.autocast_dtype = token_chars, autocast_dtype
+        self.callbacks = callbacks or []
+        self.rank, self.world_size = rank, world_size
+        self.static_tensors = static_tensors or {}
+        self.net = model
+        if world_size > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and not n.startswith("embedding")]
+        other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and not n.startswith("embedding"))]
+        fused = {"fused": True} if device.type == "cuda" else {}
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}],
+            lr=config.lr,
+            betas=(0.9, 0.99),
+            **fused,
+        )
+        self.state = TrainState(total_steps=self._fixed_total())
+        self.hidden: State = model.init_state(batches.batch_size, device)
+        if resume_from is not None:
+            self.hidden = restore_training(self, *resume_from)
+
+    def _fixed_total(self) -> int | None:
+        """The step count when it is known up front: from ``max_steps`` and/or ``epochs``."""
+        totals = []
+        if self.config.max_steps is not None:
+            totals.append(self.config.max_steps)
+        if self.config.epochs is not None:
+            totals.append(max(1, math.ceil(self.config.epochs * self.batches.windows_per_epoch)))
+        return min(totals) if totals else None
+
+    def emit(self, kind: str, **data: Any) -> None:
+        if self.rank != 0:
+            return
+        event = Event(kind, self.state.step, self.state.total_steps, self._elapsed(), data)
+        for callback in self.callbacks:
+            callback(event)
+
+    def _elapsed(self) -> float:
+        return self.state.elapsed_s + (time.perf_counter() - self._t0 if hasattr(self, "_t0") else 0.0)
+
+    def validate(self) -> EvalResult:
+        return evaluate_ids(self.model, self.val_ids, token_chars=self.token_chars, streams=self.config.eval_streams)
+
+    def save(self, name: str, val: EvalResult | None = None) -> Path | None:
+        """Write ``name``.safetensors on rank 0; every rank takes part (hidden states and RNG are gathered)."""
+        tensors, meta = build_checkpoint(self, val)
+        if self.rank != 0:
+            return None
+        path = save_checkpoint(self.out_dir / name, tensors, meta)
+        self.emit("checkpoint", path=str(path), name=name)
+        return path
+
+    def _calibrate(self, step_time_s: float, eval_time_s: float) -> None:
+        """Turn the remaining time into a total step count (rank 0 decides, all ranks agree)."""
+        remaining = self.config.max_time_s - self._elapsed()
+        evals = remaining / self.config.eval_every_s
+        usable = max(0.0, remaining - evals * eval_time_s)
+        total = self.state.step + int(usable / max(step_time_s, 1e-9))
+        if self.world_size > 1:
+            box = torch.tensor([total], dtype=torch.int64, device=self.device)
+            torch.distributed.broadcast(box, src=0)
+            total = int(box.item())
+        fixed = self._fixed_total()
+        self.state.total_steps = max(self.state.step + 1, min(total, fixed) if fixed is not None else total)
+
+    def _should_stop(self) -> bool:
+        total = self.state.total_steps
+        if total is not None and self.state.step >= total:
+            return True
+        over_time = self.config.max_time_s is not None and self._elapsed() >= self.config.max_time_s
+        return self._agree(over_time or self._flag.signum is not None)
+
+    def _agree(self, local: bool) -> bool:
+        """Every rank stops at the same step: any rank's reason stops all."""
+        if self.world_size == 1:
+            return local
+        box = torch.tensor([int(local)], device=self.device)
+        torch.distributed.all_reduce(box, op=torch.distributed.ReduceOp.MAX)
+        return bool(box.item())
+
+    def train_step(self) -> torch.Tensor | None:
+        """One TBPTT window; returns the loss (on device), or None when the step was skipped as non-finite."""
+        step, cfg = self.state.step, self.config
+        if self.batches.starts_epoch(step):
+            self.hidden = self.model.init_state(self.batches.batch_size, self.device)
+        x, y = self.batches.batch(step, self.device)  # (B, T), (B, T)
+        lr = cfg.lr * self.state.lr_scale * lr_factor(step, self.state.total_steps, cfg.warmup_steps, cfg.min_lr_ratio)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with autocast_context(self.device, self.autocast_dtype):
+            logits, new_hidden = self.net(x, self.hidden)  # (B, T, V)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
+        finite = bool(torch.isfinite(loss) & torch.isfinite(grad_norm))  # the one host read per step
+        self.state.step += 1
+        self.state.chars_seen += x.numel() * self.world_size
+        self.state.lr = lr
+        if not finite:
+            return self._bad_step(step)
+        self.optimizer.step()
+        self.state.bad_steps = 0
+        self.hidden = detach_state(new_hidden)
+        return loss.detach()
+
+    def _bad_step(self, step: int) -> None:
+        """Skip a NaN/inf step, halve the learning rate, and give up after ``max_bad_steps`` in a row."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.bad_steps += 1
+        self.state.lr_scale *= 0.5
+        self.emit("warning", message=f"non-finite loss at step {step}: step skipped, learning rate halved")
+        if self.state.bad_steps >= self.config.max_bad_steps:
+            best = self.out_dir / "best.safetensors"
+            hint = f"; the last good checkpoint is {best}" if best.exists() else ""
+            raise RnnlmError(
+                f"training diverged: {self.state.bad_steps} non-finite steps in a row at step {step}{hint}; lower --lr"
+            )
+        return None
+
+    def _evaluate_and_save(self, final: bool = False) -> EvalResult:
+        val = self.validate()
+        st = self.state
+        improved = st.best_val_bpc is None or val.bpc < st.best_val_bpc
+        if improved:
+            st.best_val_bpc, st.evals_since_best = val.bpc, 0
+        else:
+            st.evals_since_best += 1
+        st.curve.append([st.step, round(self._elapsed(), 3), val.bpc, st.chars_seen])
+        self.emit("eval", val_bpc=val.bpc, val_loss=val.nats_per_token, val_ppl=val.perplexity, best=improved, final=final)
+        if improved:
+            self.save("best.safetensors", val)
+        return val
+
+    def run(self) -> dict[str, Any]:
+        """Train until a budget, early stopping or a signal ends the run; returns a summary."""
+        cfg, st = self.config, self.state
+        self._t0 = time.perf_counter()
+        last_log = last_eval = last_save = self._t0
+        window_loss, window_steps, window_chars, window_t = None, 0, st.chars_seen, self._t0
+        calib_start: tuple[int, float] | None = None
+        stop_reason = "budget"
+        self.model.train()
+        self.emit("start", resumed=st.step > 0, params=sum(p.numel() for p in self.model.parameters()))
+        with _StopFlag() as self._flag:
+            while not self._should_stop():
+                loss = self.train_step()
+                if loss is not None:
+                    window_loss = loss if window_loss is None else window_loss + loss
+                    window_steps += 1
+                now = time.perf_counter()
+                if st.total_steps is None and cfg.max_time_s is not None:
+                    if st.step == min(5, cfg.calibrate_steps):
+                        calib_start = (st.step, now)
+                    elif calib_start and st.step - calib_start[0] >= cfg.calibrate_steps:
+                        step_time = (now - calib_start[1]) / (st.step - calib_start[0])
+                        t_eval = time.perf_counter()
+                        self._evaluate_and_save()
+                        last_eval = time.perf_counter()
+                        self._calibrate(step_time, last_eval - t_eval)
+                        now = last_eval
+                if now - last_log >= cfg.log_every_s and window_steps:
+                    mean = float(window_loss) / window_steps
+                    self.emit(
+                        "log", loss=mean, bpc=mean / math.log(2), lr=st.lr,
+                        chars_per_s=(st.chars_seen - window_chars) / (now - window_t),
+                    )
+                    window_loss, window_steps, window_chars, window_t, last_log = None, 0, st.chars_seen, now, now
+                if now - last_eval >= cfg.eval_every_s:
+                    self._evaluate_and_save()
+                    last_eval = time.perf_counter()
+                    if cfg.patience and st.evals_since_best >= cfg.patience:
+                        stop_reason = "early stopping"
+                        break
+                if now - last_save >= cfg.save_every_s:
+                    self.save("latest.safetensors")
+                    self._rotate()
+                    last_save = time.perf_counter()
+            signum = self._flag.signum
+        st.elapsed_s = self._elapsed()
+        del self._t0
+        if signum is not None:
+            stop_reason = "interrupted"
+        val = self._evaluate_and_save(final=True)
+        self.save("latest.safetensors", val)
+        self._rotate()
+        summary = {"stop_reason": stop_reason, "val_bpc": val.bpc, "best_val_bpc": st.best_val_bpc,
+                   "steps": st.step, "chars_seen": st.chars_seen, "elapsed_s": st.elapsed_s, "out_dir": str(self.out_dir)}
+        self.emit("done", **summary)
+        if signum is not None:
+            code = 130 if signum == signal.SIGINT else 143
+            raise Interrupted(f"interrupted at step {st.step}; saved {self.out_dir / 'latest.safetensors'}; "
+                              f"continue with: rnnlm train ... --resume --out {self.out_dir}", code)
+        return summary
+
+    def _rotate(self) -> None:
+        """Keep ``step-N`` snapshots of the latest checkpoint, at most ``keep`` of them."""
+        if self.rank != 0 or not self.config.keep:
+            return
+        latest = self.out_dir / "latest.safetensors"
+        snapshot = self.out_dir / f"step-{self.state.step}.safetensors"
+        if latest.exists() and not snapshot.exists():
+            os.link(latest, snapshot)  # atomic and free; the next save replaces latest's inode, not this one
+        snaps = sorted(self.out_dir.glob("step-*.safetensors"), key=lambda p: int(p.stem.split("-")[1]))
+        for old in snaps[: -self.config.keep]:
+            old.unlink(missing_ok=True)
