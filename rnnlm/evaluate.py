@@ -100,8 +100,9 @@ def evaluate_ids(
             rows = grid[b0 : b0 + batch]
             state = model.init_state(rows.shape[0], device)
             for t0 in range(0, seg_len, chunk):
-                x = rows[:, t0 : t0 + chunk]  # (S, t)
-                y = rows[:, t0 + 1 : t0 + chunk + 1]  # (S, t)
+                t1 = min(t0 + chunk, seg_len)
+                x = rows[:, t0:t1]  # (S, t)
+                y = rows[:, t0 + 1 : t1 + 1]  # (S, t)
                 with autocast_context(device, autocast_dtype):
                     logits, state = model(x, state)
                 loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")

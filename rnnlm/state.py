@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .checkpoint import optimizer_tensors, prefixed, restore_optimizer
+from .checkpoint import optimizer_tensors, restore_optimizer
 
 if TYPE_CHECKING:
     from .evaluate import EvalResult
@@ -87,7 +87,7 @@ def build_checkpoint(trainer: Trainer, val: EvalResult | None) -> tuple[dict[str
 
 def restore_training(trainer: Trainer, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
     """Put optimizer, progress and RNG back; returns this rank's carried hidden state."""
-    restore_optimizer(trainer.optimizer, prefixed(tensors, "optim"), meta["optim_groups"])
+    restore_optimizer(trainer.optimizer, tensors, meta["optim_groups"])
     names = {f.name for f in dataclasses.fields(TrainState)}
     trainer.state = TrainState(**{k: v for k, v in meta["state"].items() if k in names})
     rank = trainer.rank if meta.get("world_size", 1) == trainer.world_size else 0

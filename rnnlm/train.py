@@ -127,6 +127,9 @@ class Trainer:
         self.hidden: State = model.init_state(batches.batch_size, device)
         if resume_from is not None:
             self.hidden = restore_training(self, *resume_from)
+            stored = resume_from[0]["config"]["train"]
+            if any(stored.get(k) != getattr(config, k) for k in ("max_time_s", "max_steps", "epochs")):
+                self.state.total_steps = self._fixed_total()  # a new budget: refit the schedule to it
 
     def _fixed_total(self) -> int | None:
         """The step count when it is known up front: from ``max_steps`` and/or ``epochs``."""
@@ -248,6 +251,7 @@ class Trainer:
         last_log = last_eval = last_save = self._t0
         window_loss, window_steps, window_chars, window_t = None, 0, st.chars_seen, self._t0
         calib_start: tuple[int, float] | None = None
+        steps_this_run = 0
         stop_reason = "budget"
         self.model.train()
         self.emit("start", resumed=st.step > 0, params=sum(p.numel() for p in self.model.parameters()))
@@ -258,9 +262,10 @@ class Trainer:
                     window_loss = loss if window_loss is None else window_loss + loss
                     window_steps += 1
                 now = time.perf_counter()
+                steps_this_run += 1
                 if st.total_steps is None and cfg.max_time_s is not None:
-                    if st.step == min(5, cfg.calibrate_steps):
-                        calib_start = (st.step, now)
+                    if calib_start is None and steps_this_run >= min(5, cfg.calibrate_steps):
+                        calib_start = (st.step, now)  # the first steps pay one-off allocation costs
                     elif calib_start and st.step - calib_start[0] >= cfg.calibrate_steps:
                         step_time = (now - calib_start[1]) / (st.step - calib_start[0])
                         t_eval = time.perf_counter()
