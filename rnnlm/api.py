@@ -25,7 +25,8 @@ from .device import dist_env, resolve_autocast, resolve_device, set_threads
 from .errors import InputError
 from .model import RNNLM
 from .runlog import run_callbacks
-from .tokenizer import CharTokenizer, SentencePieceTokenizer, tokenizer_from_state
+from .subword import SentencePieceTokenizer
+from .tokenizer import CharTokenizer, tokenizer_from_state
 from .train import Event, Trainer
 
 BUDGET_FIELDS = ("max_time_s", "max_steps", "epochs")

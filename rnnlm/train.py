@@ -283,6 +283,7 @@ class Trainer:
                 if now - last_eval >= cfg.eval_every_s:
                     self._evaluate_and_save()
                     last_eval = time.perf_counter()
+                    window_t += last_eval - now  # chars/s measures training, not validation
                     if cfg.patience and st.evals_since_best >= cfg.patience:
                         stop_reason = "early stopping"
                         break
