@@ -27,7 +27,7 @@ from .model import RNNLM
 from .runlog import run_callbacks
 from .subword import SentencePieceTokenizer
 from .tokenizer import CharTokenizer, tokenizer_from_state
-from .train import Event, Trainer
+from .trainer import Event, Trainer
 
 BUDGET_FIELDS = ("max_time_s", "max_steps", "epochs")
 

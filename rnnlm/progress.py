@@ -11,7 +11,7 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .train import Event
+from .trainer import Event
 
 
 class TrainProgress:

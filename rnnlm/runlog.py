@@ -11,7 +11,7 @@ import math
 import os
 from pathlib import Path
 
-from .train import Event
+from .trainer import Event
 
 LOGGED = ("log", "eval", "warning", "done")
 

@@ -22,7 +22,7 @@ from .checkpoint import optimizer_tensors, restore_optimizer
 
 if TYPE_CHECKING:
     from .evaluate import EvalResult
-    from .train import Trainer
+    from .trainer import Trainer
 
 STATE_NAMES = ("h", "c")
 
