@@ -50,12 +50,12 @@ def generate(checkpoint, latest, prompt, prompt_file, length, temperature, top_k
     rnnlm generate checkpoints/shakespeare-lstm-20261124-101500 --temperature 0.5 --length 1000
     rnnlm generate --num-samples 4 --top-p 0.9 --seed 1 --json
     """
-    from ..quantize import quantize_int8
-
     if prompt_file:
         prompt = Path(prompt_file).read_text(encoding="utf-8")
     lm = load_for_cli(checkpoint, latest, device)
     if quantize == "int8":
+        from ..quantize import quantize_int8
+
         lm.module = quantize_int8(lm.module)
     settings = dict(length=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                     repetition_penalty=repetition_penalty, stop=stop)

@@ -1,0 +1,123 @@
+"""End to end through the CLI: train a tiny model, then generate, eval, summary; and every bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from rnnlm.cli import cli
+
+TINY = ["--hidden", "16", "--embed", "8", "--bptt", "8", "--batch-size", "4", "--precision", "fp32", "--threads", "1"]
+
+
+def run(*args, input=None):
+    result = CliRunner().invoke(cli, [str(a) for a in args], input=input)
+    return result
+
+
+@pytest.fixture
+def trained(tiny_corpus, tmp_path):
+    result = run("train", tiny_corpus, "--max-steps", 20, "--out", tmp_path / "run", *TINY)
+    assert result.exit_code == 0, result.output
+    return tmp_path / "run"
+
+
+def test_train_writes_the_run_directory(trained):
+    names = {p.name for p in trained.iterdir()}
+    assert {"best.safetensors", "latest.safetensors", "metrics.jsonl", "config.json", "curves.png"} <= names
+    events = [json.loads(line)["event"] for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert "eval" in events and events[-1] == "done"
+
+
+def test_generate_is_seeded_and_starts_with_prompt(trained):
+    a = run("generate", trained, "--prompt", "All:", "--length", 60, "--seed", 3)
+    b = run("generate", trained, "--prompt", "All:", "--length", 60, "--seed", 3)
+    assert a.exit_code == 0, a.output
+    assert a.output == b.output and a.output.startswith("All:") and len(a.output) >= 60
+
+
+def test_generate_without_checkpoint_uses_newest_run(tiny_corpus):
+    assert run("train", tiny_corpus, "--max-steps", 3, *TINY).exit_code == 0
+    result = CliRunner().invoke(cli, ["generate", "--length", "10", "--seed", "1"])
+    assert result.exit_code == 0
+    assert "using checkpoints/tiny-lstm-" in result.output
+
+
+def test_generate_json_batch(trained):
+    result = run("generate", trained, "--num-samples", 3, "--length", 20, "--json", "--seed", 1)
+    records = [json.loads(line) for line in result.output.strip().splitlines()]
+    assert len(records) == 3 and all(len(r["text"]) == 20 for r in records)
+
+
+def test_eval_equals_stored_val_bpc_and_is_repeatable(trained):
+    from rnnlm.checkpoint import load_checkpoint
+
+    first = json.loads(run("eval", trained, "--json").output)
+    second = json.loads(run("eval", trained, "--json").output)
+    meta, _ = load_checkpoint(trained / "best.safetensors")
+    assert first == second
+    assert abs(first["bpc"] - meta["metrics"]["val_bpc"]) < 1e-4
+    assert set(first) >= {"nats_per_token", "perplexity", "bpc", "chars", "tokens", "checkpoint", "file"}
+
+
+def test_resume_continues_to_a_longer_budget(trained, tiny_corpus):
+    result = run("train", tiny_corpus, "--resume", "--out", trained, "--max-steps", 25)
+    assert result.exit_code == 0, result.output
+    from rnnlm.checkpoint import load_checkpoint
+
+    meta, _ = load_checkpoint(trained / "latest.safetensors")
+    assert meta["step"] == 25
+
+
+def test_summary_textbook_and_torch_counts():
+    result = run("summary", "--cell", "rnn", "--hidden", 3, "--input-size", 10)
+    assert result.exit_code == 0, result.output
+    assert "42" in result.output and "45" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "missing.txt"], "not found"),
+        (["train", "."], "is a directory"),
+        (["train", "{empty}"], "empty"),
+        (["train", "{binary}"], "NUL byte at offset 3"),
+        (["train", "{latin1}"], "not valid UTF-8 at byte offset 9"),
+        (["train", "{short}", "--max-steps", "1"], "at least"),
+        (["train", "{corpus}", "--cell", "transformer"], "transformer"),
+        (["train", "{corpus}", "--hidden", "0"], "0"),
+        (["train", "{corpus}", "--lr", "-1"], "-1"),
+        (["train", "{corpus}", "--max-time", "soon"], "duration"),
+        (["train", "{corpus}", "--split", "0.9,x"], "fractions"),
+        (["train", "{corpus}", "--tie", "--embed", "8", "--hidden", "16"], "--tie"),
+        (["train", "{corpus}", "--tokenizer", "bpe"], "--vocab-size"),
+        (["generate", "missing.safetensors"], "not found"),
+        (["generate", "{corpus}"], "not a checkpoint"),
+        (["generate", "{run}", "--prompt", "Zebra✓"], "'Z' (U+005A)"),
+        (["generate", "{run}", "--temperature", "-1"], "temperature"),
+        (["generate", "{run}", "--top-k", "-2"], "top-k"),
+        (["generate", "{run}", "--top-p", "1.5"], "top-p"),
+        (["generate", "{run}", "--length", "0"], "length"),
+        (["eval", "{run}", "missing.txt"], "not found"),
+        (["eval", "{pickle}"], "pickle"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, tiny_corpus, trained, tmp_path):
+    files = {
+        "empty": tmp_path / "empty.txt", "binary": tmp_path / "bin.dat", "latin1": tmp_path / "latin1.txt",
+        "short": tmp_path / "short.txt", "corpus": tiny_corpus, "run": trained, "pickle": tmp_path / "x.safetensors",
+    }
+    files["empty"].write_text("")
+    files["binary"].write_bytes(b"abc\x00def")
+    files["latin1"].write_bytes("hello caf\xe9".encode("latin-1"))
+    files["short"].write_text("tiny")
+    files["pickle"].write_bytes(b"\x80\x04K\x01.")
+    argv = [a.format(**files) for a in args]
+    result = run(*argv)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.strip().splitlines() if line.startswith(("error", "Error"))]
+    assert len(lines) == 1
