@@ -100,4 +100,4 @@ def main() -> None:
     cli(prog_name="rnnlm")
 
 
-from . import generate_cmd, info_cmd, train_cmd  # noqa: E402  (registers the commands on ``cli``)
+from . import compare_cmd, generate_cmd, info_cmd, train_cmd  # noqa: E402  (registers the commands on ``cli``)

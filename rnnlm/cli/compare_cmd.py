@@ -1,0 +1,103 @@
+"""``rnnlm compare``: SimpleRNN vs LSTM vs GRU on one corpus under one budget."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import CELLS, cli, parse_duration
+
+
+def parse_budget(text: str) -> dict:
+    """``5m`` / ``90s`` / ``300`` (time) or ``2000steps`` → TrainConfig budget fields."""
+    steps = re.fullmatch(r"\s*(\d+)\s*steps?\s*", text)
+    if steps:
+        return {"max_time_s": None, "max_steps": int(steps.group(1)), "epochs": None}
+    return {"max_time_s": parse_duration(text), "max_steps": None, "epochs": None}
+
+
+def _csv(kind):
+    def convert(ctx, param, value):
+        try:
+            items = [kind(v.strip()) for v in value.split(",") if v.strip()]
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a comma-separated list") from None
+        if kind is str and (bad := [v for v in items if v not in CELLS]):
+            raise click.BadParameter(f"unknown cell {bad[0]!r}; choose from {', '.join(CELLS)}")
+        if kind is int and any(v < 1 for v in items):
+            raise click.BadParameter("layer counts must be positive")
+        if not items:
+            raise click.BadParameter("give at least one value")
+        return items
+    return convert
+
+
+def _budget(ctx, param, value):
+    try:
+        return parse_budget(value)
+    except click.BadParameter as exc:
+        raise click.BadParameter(f"{value!r}: give a duration (5m) or a step count (2000steps)") from exc
+
+
+@cli.command()
+@click.argument("corpus", nargs=-1, required=True)
+@click.option("--cells", callback=_csv(str), default="rnn,lstm,gru", help="Cells to compare.")
+@click.option("--layers", callback=_csv(int), default="1,2", help="Depths to compare.")
+@click.option("--budget", callback=_budget, default="3m", help="Per-configuration budget: DURATION or Nsteps.")
+@click.option("--match", type=click.Choice(["params", "hidden"]), default="params", help="Equal parameter counts (width solved per cell) or equal widths.")
+@click.option("--params", "params_target", type=click.IntRange(min=1000), default=1_000_000, help="Parameter budget with --match params.")
+@click.option("--hidden", type=click.IntRange(min=1), default=512, help="Width with --match hidden.")
+@click.option("--embed", type=click.IntRange(min=1), default=64, help="Embedding size (all runs).")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, help="Dropout (all runs).")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, help="Seeds per configuration (table shows mean ± std).")
+@click.option("--split", default="0.9,0.05,0.05", help="train,val,test fractions (test is required).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", help="Training precision.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output directory [default: checkpoints/compare-<corpus>].")
+def compare(corpus, cells, layers, budget, match, params_target, hidden, embed, dropout, seeds, split, precision, out) -> None:
+    """Train each cell × depth under the same budget and split, then tabulate and plot.
+
+    \b
+    rnnlm compare corpora/shakespeare.txt --budget 5m
+    rnnlm compare notes.txt --cells lstm,gru --layers 2 --budget 2000steps --seeds 3
+    Re-running the same command skips configurations that already finished.
+    """
+    from ..compare import run_comparison
+    from ..config import TrainConfig
+    from ..progress import TrainProgress
+
+    paths = [Path(p) for p in corpus]
+    out = Path(out) if out else Path("checkpoints") / f"compare-{paths[0].stem}"
+    fractions = tuple(float(x) for x in split.split(","))
+    base = TrainConfig(split=fractions, precision=precision, max_time_s=600.0)
+    console = Console(stderr=True)
+    results = run_comparison(
+        paths, out, cells=cells, layers=layers, match=match, hidden=hidden, params_target=params_target,
+        seeds=seeds, budget=budget, base=base, embed=embed, dropout=dropout,
+        callbacks_for=lambda name: (console.rule(name), [TrainProgress(console)])[1],
+        on_skip=lambda name: console.print(f"{name}: done earlier, skipped"),
+    )
+    render_results(results)
+    console.print(f"results: {out / 'results.json'}, plot: {out / 'curves.png'}")
+
+
+def render_results(results: dict) -> None:
+    """The comparison table on stdout (a result, not a diagnostic)."""
+    seeds = max(g["seeds"] for g in results["groups"])
+    pm = (lambda g, k, f: f"{g[k + '_mean']:{f}} ± {g[k + '_std']:{f}}") if seeds > 1 else (lambda g, k, f: f"{g[k + '_mean']:{f}}")
+    budget = results["budget"]
+    spent = f"{budget['max_time_s']:.0f} s" if budget["max_time_s"] else f"{budget['max_steps']} steps"
+    table = Table(title=f"{', '.join(results['corpus'])} — budget {spent} each, match {results['match']}"
+                        + (f" (~{results['params_target']:,} params)" if results["params_target"] else ""))
+    for col in ("cell", "layers", "hidden", "params", "train time", "chars/s", "best val bpc", "test bpc", "test ppl"):
+        table.add_column(col, justify="left" if col == "cell" else "right")
+    for g in sorted(results["groups"], key=lambda g: g["test_bpc_mean"]):
+        table.add_row(g["cell"], str(g["layers"]), str(g["hidden"]), f"{g['params']:,}", f"{g['train_time_s_mean']:.0f} s",
+                      f"{g['chars_per_s_mean']:,.0f}", pm(g, "best_val_bpc", ".3f"), pm(g, "test_bpc", ".3f"),
+                      f"{g['test_perplexity_mean']:.2f}")
+    for b in results["baselines"]:
+        table.add_row(b["name"], "", "", "", "", "", "", f"{b['test_bpc']:.3f}", f"{b['test_perplexity']:.2f}", style="dim")
+    Console().print(table)

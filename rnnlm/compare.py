@@ -1,0 +1,181 @@
+"""``rnnlm compare``: several cells and depths under one budget, on one split, side by side.
+
+Every configuration trains with the same seed, data split, batches and budget
+in its own run directory; a ``done.json`` marker there lets an interrupted
+comparison resume without retraining finished runs.  Results: a table (rendered
+by the CLI), ``results.json`` (schema below, checked by a test) and
+``curves.png`` (validation bpc against time and against steps).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import ModelConfig, TrainConfig
+from .errors import InputError
+from .model import RNNLM, num_parameters
+
+RESULTS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["corpus", "budget", "match", "params_target", "runs", "groups", "baselines", "created"],
+    "properties": {
+        "corpus": {"type": "array"},
+        "budget": {"type": "object", "required": ["max_time_s", "max_steps"]},
+        "match": {"type": "string", "enum": ["params", "hidden"]},
+        "params_target": {"type": ["integer", "null"]},
+        "created": {"type": "string"},
+        "runs": {"type": "array", "items": {"type": "object", "required": [
+            "name", "cell", "layers", "hidden", "params", "seed", "train_time_s", "chars_per_s", "steps",
+            "best_val_bpc", "test_bpc", "test_perplexity", "test_nats_per_token", "curve", "model_config",
+            "train_config", "run_dir"]}},
+        "groups": {"type": "array", "items": {"type": "object", "required": [
+            "cell", "layers", "hidden", "params", "seeds", "best_val_bpc_mean", "best_val_bpc_std",
+            "test_bpc_mean", "test_bpc_std", "test_perplexity_mean", "chars_per_s_mean", "train_time_s_mean"]}},
+        "baselines": {"type": "array", "items": {"type": "object", "required": ["name", "test_bpc", "test_perplexity"]}},
+    },
+}
+
+
+def params_for(cell: str, layers: int, hidden: int, vocab: int, embed: int) -> int:
+    return num_parameters(RNNLM(ModelConfig(cell=cell, num_layers=layers, hidden_size=hidden, vocab_size=vocab, embed_size=embed)))
+
+
+def width_for_params(cell: str, layers: int, target: int, vocab: int, embed: int) -> int:
+    """The hidden width whose parameter count is closest to ``target`` (counts grow monotonically in width)."""
+    lo, hi = 1, 8192
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if params_for(cell, layers, mid, vocab, embed) < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    candidates = [w for w in (lo - 1, lo) if w >= 1]
+    return min(candidates, key=lambda w: abs(params_for(cell, layers, w, vocab, embed) - target))
+
+
+def plan(cells: Sequence[str], layers: Sequence[int], match: str, hidden: int, params_target: int | None,
+         vocab: int, embed: int) -> list[dict[str, Any]]:
+    """One entry per (cell, layers): its width and parameter count."""
+    rows = []
+    for cell in cells:
+        for depth in layers:
+            width = width_for_params(cell, depth, params_target, vocab, embed) if match == "params" else hidden
+            rows.append({"cell": cell, "layers": depth, "hidden": width,
+                         "params": params_for(cell, depth, width, vocab, embed)})
+    return rows
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def group_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std over seeds for each (cell, layers)."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault((run["cell"], run["layers"]), []).append(run)
+    out = []
+    for (cell, layers), members in groups.items():
+        row = {"cell": cell, "layers": layers, "hidden": members[0]["hidden"], "params": members[0]["params"],
+               "seeds": len(members)}
+        for key in ("best_val_bpc", "test_bpc", "test_perplexity", "chars_per_s", "train_time_s"):
+            mean, std = _mean_std([m[key] for m in members])
+            row[f"{key}_mean"], row[f"{key}_std"] = mean, std
+        out.append(row)
+    return out
+
+
+def run_comparison(
+    corpus: Sequence[Path], out: Path, *, cells: Sequence[str], layers: Sequence[int], match: str,
+    hidden: int, params_target: int | None, seeds: int, budget: dict[str, Any], base: TrainConfig,
+    embed: int, dropout: float, callbacks_for: Callable[[str], list] = lambda name: [],
+    on_skip: Callable[[str], None] = lambda name: None,
+) -> dict[str, Any]:
+    """Train every configuration not yet done, evaluate on the test split, and write results.json."""
+    from .api import encode_splits, train
+    from .baselines import kneser_ney, unigram
+    from .lm import load
+
+    if len(base.split) < 3:
+        raise InputError("compare evaluates on a test split: give --split with three fractions")
+    config = base.replace(**budget)
+    tokenizer, splits, info = encode_splits(list(corpus), config, None, out / ".cache")
+    rows = plan(cells, layers, match, hidden, params_target, tokenizer.vocab_size, embed)
+    runs = []
+    for row in rows:
+        for seed in range(seeds):
+            name = f"{row['cell']}-L{row['layers']}-h{row['hidden']}-s{seed}"
+            run_dir = out / name
+            marker = run_dir / "done.json"
+            if marker.exists():
+                on_skip(name)
+                runs.append(json.loads(marker.read_text()))
+                continue
+            model = ModelConfig(cell=row["cell"], num_layers=row["layers"], hidden_size=row["hidden"],
+                                embed_size=embed, dropout=dropout)
+            summary = train(list(corpus), model=model, config=config.replace(seed=seed), out=run_dir,
+                            callbacks=callbacks_for(name), cache_dir=out / ".cache")
+            lm = load(run_dir)
+            test = lm.evaluate_split("test")
+            meta = lm.meta
+            record = {**row, "name": name, "seed": seed, "train_time_s": summary["elapsed_s"],
+                      "chars_per_s": summary["chars_seen"] / max(summary["elapsed_s"], 1e-9),
+                      "steps": summary["steps"], "best_val_bpc": summary["best_val_bpc"],
+                      "test_bpc": test.bpc, "test_perplexity": test.perplexity,
+                      "test_nats_per_token": test.nats_per_token, "curve": meta["metrics"]["curve"],
+                      "model_config": meta["config"]["model"], "train_config": meta["config"]["train"],
+                      "run_dir": str(run_dir)}
+            marker.write_text(json.dumps(record) + "\n")
+            runs.append(record)
+    train_ids, test_ids = splits[0], splits[2]
+    baselines = [b.to_dict() for b in (unigram(train_ids, test_ids, tokenizer.vocab_size),
+                                       kneser_ney(train_ids, test_ids, tokenizer.vocab_size, order=5))]
+    if tokenizer.kind != "char":
+        baselines = []  # the n-gram baselines are character models
+    results = {"corpus": info.to_dict()["names"], "budget": {k: config.to_dict()[k] for k in ("max_time_s", "max_steps")},
+               "match": match, "params_target": params_target if match == "params" else None,
+               "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": runs, "groups": group_runs(runs),
+               "baselines": [{"name": b["name"], "test_bpc": b["bpc"], "test_perplexity": b["perplexity"]} for b in baselines]}
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot_curves(results, out / "curves.png")
+    return results
+
+
+def plot_curves(results: dict[str, Any], path: Path) -> None:
+    """Validation bpc vs minutes and vs steps, one labelled line per run, baselines dashed."""
+    from .runlog import _pyplot
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110, sharey=True)
+    for run in results["runs"]:
+        curve = run["curve"]
+        label = f"{run['cell']} ×{run['layers']} h{run['hidden']} s{run['seed']}"
+        axes[0].plot([c[1] / 60 for c in curve], [c[2] for c in curve], "o-", ms=2.5, label=label)
+        axes[1].plot([c[0] for c in curve], [c[2] for c in curve], "o-", ms=2.5, label=label)
+    for base in results["baselines"]:
+        for ax in axes:
+            ax.axhline(base["test_bpc"], ls="--", lw=1, color="gray")
+        axes[1].annotate(f"{base['name']} (test)", (0, base["test_bpc"]), fontsize=8, color="gray",
+                         xytext=(2, 2), textcoords="offset points")
+    finals = [c[2] for r in results["runs"] for c in r["curve"][len(r["curve"]) // 3 :] if math.isfinite(c[2])]
+    if finals:
+        axes[0].set_ylim(min(finals) - 0.1, max(finals) + 0.4)
+    axes[0].set_xlabel("training time (minutes)")
+    axes[1].set_xlabel("steps")
+    axes[0].set_ylabel("validation bits per character")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"{', '.join(results['corpus'])}: match {results['match']}")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+__all__ = ["RESULTS_SCHEMA", "run_comparison", "plan", "width_for_params", "group_runs"]
