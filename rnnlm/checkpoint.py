@@ -78,6 +78,15 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _describe_foreign(data: bytes) -> str | None:
+    """What a non-safetensors file is, or None for a safetensors file.
+
+    A safetensors file starts with its header length (8 bytes, little-endian,
+    any value — its first byte may well be 0x80) and then ``{``; only files
+    without that shape are checked for the pickle and zip magic numbers.
+    """
+    header_len = int.from_bytes(data[:8], "little")
+    if data[8:9] == b"{" and 8 + header_len <= len(data) + (1 << 20):
+        return None
     if data[:2] == b"PK":
         return "a torch.save zip archive (pickle inside)"
     if data[:1] == b"\x80":

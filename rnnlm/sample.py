@@ -1,31 +1,57 @@
 """Sampling: temperature, top-k, nucleus (top-p), repetition penalty, batched and streamed.
 
-Per generated token only the model step and the sampling math run: the prompt
-warms the hidden state in one forward call, ids stay on the device, and text is
+Per generated token only one model step on (B, 1) and the sampling math run:
+the prompt warms the hidden state in one forward call, ids stay on the device
+(no per-token host copy, no Python loop over the vocabulary), and text is
 decoded in chunks.  Filters that are off are skipped entirely, so ``top_p=1``
 with ``top_k=0`` draws exactly what plain sampling draws for the same seed.
+
+Invariant: for ``num_samples == 1``, ``"".join(stream_text(...))`` equals
+``generate_texts(...)[0]`` for the same model, prompt and config (seed
+included); both consume the generator identically and cut at the same stop.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from .errors import InputError
-from .model import RNNLM
 from .tokenizer import StreamDecoder
 
 FLUSH_EVERY_S = 0.02
 
 
+class Tokenizer(Protocol):
+    """What sampling needs from a tokenizer (char and sentencepiece both provide it)."""
+
+    vocab_size: int
+    def encode(self, text: str, unknown: str = "error") -> np.ndarray: ...
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str: ...
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
+    """How to draw text; ``length`` counts generated tokens (characters for char models)."""
+
     temperature: float = 0.8
     top_k: int = 0
     top_p: float = 1.0
@@ -37,131 +63,209 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         t, p, r = self.temperature, self.top_p, self.repetition_penalty
-        if not isinstance(t, (int, float)) or math.isnan(t) or t < 0:
+        if not _finite(t) or t < 0:
             raise InputError(f"temperature must be ≥ 0 (0 = greedy), got {t}")
-        if self.top_k < 0:
-            raise InputError(f"top-k must be ≥ 0 (0 = off), got {self.top_k}")
-        if math.isnan(p) or not 0 < p <= 1:
+        if not _count(self.top_k) or self.top_k < 0:
+            raise InputError(f"top-k must be an integer ≥ 0 (0 = off), got {self.top_k}")
+        if not _finite(p) or not 0 < p <= 1:
             raise InputError(f"top-p must be in (0, 1], got {p}")
-        if math.isnan(r) or r <= 0:
-            raise InputError(f"repetition penalty must be > 0, got {r}")
-        if self.length <= 0:
-            raise InputError(f"length must be positive, got {self.length}")
-        if self.num_samples <= 0:
-            raise InputError(f"num-samples must be positive, got {self.num_samples}")
+        if not _finite(r) or r <= 0:
+            raise InputError(f"repetition penalty must be > 0 (1 = off), got {r}")
+        if not _count(self.length) or self.length <= 0:
+            raise InputError(f"length must be a positive integer, got {self.length}")
+        if not _count(self.num_samples) or self.num_samples <= 0:
+            raise InputError(f"num-samples must be a positive integer, got {self.num_samples}")
+        if self.seed is not None and (not _count(self.seed) or not 0 <= self.seed < 2**63):
+            raise InputError(f"seed must be an integer in [0, 2^63), got {self.seed}")
         if self.stop == "":
-            raise InputError("--stop must not be empty")
+            raise InputError("stop string must not be empty")
+
+    def with_seed(self) -> SamplingConfig:
+        """This config with a concrete seed (from ``os.urandom`` when none was given), so a caller
+        can report the seed of an unseeded run and the run can be repeated."""
+        if self.seed is not None:
+            return self
+        return dataclasses.replace(self, seed=int.from_bytes(os.urandom(8), "little") >> 1)
 
 
 def next_ids(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator,
-             seen: torch.Tensor | None = None) -> torch.Tensor:
-    """Draw one id per row of ``logits`` (B, V) → (B,)."""
-    logits = logits.float()
-    if seen is not None and cfg.repetition_penalty != 1.0:
-        penalised = torch.where(logits > 0, logits / cfg.repetition_penalty, logits * cfg.repetition_penalty)
-        logits = torch.where(seen, penalised, logits)  # (B, V)
-    if cfg.temperature == 0:
-        return logits.argmax(dim=-1)
-    logits = logits / cfg.temperature
-    if cfg.top_k and cfg.top_k < logits.shape[-1]:
-        kth = torch.topk(logits, cfg.top_k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+             seen_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Draw one id per row of ``logits`` (B, V) → (B,) long.
+
+    ``seen_mask`` (B, V) bool marks tokens each sample already generated; they
+    get the CTRL repetition penalty (positive logits divided, negative ones
+    multiplied, so the penalty always lowers them).  ``top_k=1`` is greedy by
+    definition and takes the argmax path, so ties break exactly as temperature 0.
+    """
+    logits = logits.float()  # (B, V)
+    if seen_mask is not None and cfg.repetition_penalty != 1.0:
+        r = cfg.repetition_penalty
+        penalised = torch.where(logits > 0, logits / r, logits * r)  # (B, V)
+        logits = torch.where(seen_mask, penalised, logits)  # (B, V)
+    if cfg.temperature == 0 or cfg.top_k == 1:
+        return logits.argmax(dim=-1)  # (B,)
+    logits = logits / cfg.temperature  # (B, V)
+    if 0 < cfg.top_k < logits.shape[-1]:
+        values, indices = torch.topk(logits, cfg.top_k, dim=-1)  # (B, k)
+        logits = torch.full_like(logits, float("-inf")).scatter_(-1, indices, values)  # (B, V)
     probs = torch.softmax(logits, dim=-1)  # (B, V)
     if cfg.top_p < 1.0:
-        sorted_p, order = torch.sort(probs, dim=-1, descending=True)
-        drop = sorted_p.cumsum(dim=-1) - sorted_p >= cfg.top_p  # mass before this token already ≥ p
-        probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        sorted_p, order = torch.sort(probs, dim=-1, descending=True)  # (B, V)
+        before = sorted_p.cumsum(dim=-1) - sorted_p  # (B, V) mass of the more likely tokens
+        sorted_p = sorted_p.masked_fill(before >= cfg.top_p, 0.0)  # the top token always stays
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_p)  # (B, V)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
 
 
-def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
-    """A private generator: sampling never touches (or depends on) torch's global RNG."""
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's weights live (CPU for a module with no plain parameters left)."""
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def _prompt_tensor(prompt_ids: Sequence[int] | np.ndarray, bos_id: int | None, vocab_size: int,
+                   device: torch.device) -> torch.Tensor:
+    """(1, L) long prompt; an empty prompt becomes ``[bos_id]`` (or ``[0]``) so the model has a first input."""
+    ids = np.asarray(prompt_ids).reshape(-1).astype(np.int64)
+    if ids.size == 0:
+        ids = np.array([bos_id if bos_id is not None else 0], dtype=np.int64)
+    if ids.min() < 0 or ids.max() >= vocab_size:
+        raise InputError(f"prompt ids must be in [0, {vocab_size}), got {ids.min()}..{ids.max()}")
+    return torch.from_numpy(ids).to(device).unsqueeze(0)  # (1, L)
+
+
+def generate_ids(model: nn.Module, prompt_ids: Sequence[int] | np.ndarray, cfg: SamplingConfig,
+                 device: torch.device | str | None = None, bos_id: int | None = None) -> Iterator[torch.Tensor]:
+    """Yield ``cfg.length`` tensors of (B,) ids on the device, B = ``cfg.num_samples``.
+
+    ``device`` is where the model already is (default: its weights'); the
+    model is not moved.  An empty prompt is primed with ``bos_id`` (the newline
+    id, for char models) or id 0, which is not yielded.  Bad prompt ids fail at
+    the call, not at the first step.  The model runs in eval mode and gets its
+    previous mode back when the iterator finishes or is closed.
+    """
+    device = torch.device(device) if device is not None else model_device(model)
+    prompt = _prompt_tensor(prompt_ids, bos_id, model.config.vocab_size, device)  # (1, L)
     generator = torch.Generator(device=device)
-    generator.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
-    return generator
+    generator.manual_seed(cfg.with_seed().seed)
+    return _generate(model, prompt, cfg, generator)
+
+
+@contextmanager
+def _without_onednn(active: bool) -> Iterator[None]:
+    """Run one (B, 1) step on torch's own CPU kernels rather than oneDNN's.
+
+    oneDNN's LSTM has a fixed cost per call: on torch 2.13 CPU one step of a
+    2×512 LSTM at batch 1 took ≈5 ms with it and 0.4 ms without (GRU and
+    SimpleRNN unaffected).  On long inputs (the prompt) oneDNN is faster, so
+    the global flag is off only around each step, never while the caller runs.
+    """
+    if not active:
+        yield
+        return
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
 
 
 @torch.inference_mode()
-def generate_ids(model: RNNLM, prompt_ids: Sequence[int] | np.ndarray, cfg: SamplingConfig,
-                 bos_id: int | None = None) -> Iterator[torch.Tensor]:
-    """Yield (B,) ids, one tensor per step, B = ``cfg.num_samples``."""
-    device = next(model.parameters()).device
-    prompt = list(np.asarray(prompt_ids).reshape(-1).tolist())
-    if not prompt:
-        prompt = [bos_id if bos_id is not None else 0]
-    generator = make_generator(cfg.seed, device)
+def _generate(model: nn.Module, prompt: torch.Tensor, cfg: SamplingConfig,
+              generator: torch.Generator) -> Iterator[torch.Tensor]:
     was_training = model.training
     model.eval()
     try:
         batch = cfg.num_samples
-        ids = torch.tensor(prompt, device=device).unsqueeze(0).expand(batch, -1)  # (B, L)
-        state = model.init_state(batch, device)
-        logits, state = model(ids, state)
+        logits, state = model(prompt.expand(batch, -1), model.init_state(batch, prompt.device))  # (B, L, V)
         logits = logits[:, -1]  # (B, V)
         seen = None
         if cfg.repetition_penalty != 1.0:
-            seen = torch.zeros(batch, logits.shape[-1], dtype=torch.bool, device=device)
-        for _ in range(cfg.length):
+            seen = torch.zeros(logits.shape, dtype=torch.bool, device=prompt.device)  # (B, V)
+        for step in range(cfg.length):
             nxt = next_ids(logits, cfg, generator, seen)  # (B,)
             if seen is not None:
                 seen.scatter_(1, nxt.unsqueeze(1), True)
             yield nxt
-            logits, state = model(nxt.unsqueeze(1), state)
-            logits = logits[:, -1]
+            if step + 1 < cfg.length:
+                with _without_onednn(prompt.device.type == "cpu"):
+                    logits, state = model(nxt.unsqueeze(1), state)  # (B, 1, V)
+                logits = logits[:, -1]  # (B, V)
     finally:
         model.train(was_training)
 
 
 def _truncate_at_stop(text: str, stop: str | None) -> tuple[str, bool]:
+    """``text`` up to and including the first ``stop``, and whether it was found."""
     if stop and (i := text.find(stop)) >= 0:
         return text[: i + len(stop)], True
     return text, False
 
 
-def stream_text(model: RNNLM, tokenizer, prompt: str, cfg: SamplingConfig, echo: bool = True,
+def stream_text(model: nn.Module, tokenizer: Tokenizer, prompt: str, cfg: SamplingConfig,
+                device: torch.device | str | None = None, echo: bool = True,
                 bos_id: int | None = None) -> Iterator[str]:
-    """Yield text as it is generated (one sample): the prompt first when echoed, then chunks.
+    """Yield one sample's text as it is generated: the prompt first (when ``echo``), then chunks.
 
-    Ids are copied to the host and decoded every ~20 ms rather than per token;
-    text that could still be the start of the stop string is held back.
+    The prompt is encoded at the call, so unknown characters raise
+    ``InputError`` before anything is yielded.  Ids are copied to the host and
+    decoded at the first token and then every ~20 ms rather than per token;
+    the last ``len(stop) - 1`` characters are held back so a stop string split
+    across chunks is still caught, and the output ends right after it.
     """
-    prompt_ids = tokenizer.encode(prompt)
-    if echo and prompt:
-        yield prompt
-    decoder = StreamDecoder(tokenizer)
-    pending: list[torch.Tensor] = []
-    held = ""
-    last = time.perf_counter()
+    if cfg.num_samples != 1:
+        raise InputError(f"streaming draws one sample; got num-samples {cfg.num_samples} (use generate_texts)")
+    steps = generate_ids(model, tokenizer.encode(prompt), cfg, device, bos_id)
+    return _stream(steps, StreamDecoder(tokenizer), prompt if echo else "", cfg)
+
+
+def _stream(steps: Iterator[torch.Tensor], decoder: StreamDecoder, head: str,
+            cfg: SamplingConfig) -> Iterator[str]:
     keep = len(cfg.stop) - 1 if cfg.stop else 0
-    steps = generate_ids(model, prompt_ids, cfg, bos_id)
-    for done, nxt in enumerate(steps, 1):
-        pending.append(nxt)
-        if done < cfg.length and time.perf_counter() - last < FLUSH_EVERY_S:
-            continue
-        last = time.perf_counter()
-        held += decoder.push(torch.cat(pending).tolist())
-        pending.clear()
-        held, stopped = _truncate_at_stop(held, cfg.stop)
-        if stopped:
-            yield held
-            steps.close()
-            return
-        cut = len(held) - keep
-        if cut > 0:
-            yield held[:cut]
-            held = held[cut:]
-    tail, _ = _truncate_at_stop(held + decoder.flush(), cfg.stop)
-    if tail:
-        yield tail
+    try:
+        if head:
+            yield head
+        pending: list[torch.Tensor] = []
+        held = ""
+        last = -math.inf
+        for done, nxt in enumerate(steps, 1):
+            pending.append(nxt)
+            now = time.perf_counter()
+            if done < cfg.length and now - last < FLUSH_EVERY_S:
+                continue
+            last = now
+            held += decoder.push(torch.cat(pending).tolist())
+            pending.clear()
+            held, stopped = _truncate_at_stop(held, cfg.stop)
+            if stopped:
+                yield held
+                return
+            if len(held) > keep:
+                yield held[: len(held) - keep]
+                held = held[len(held) - keep :]
+        tail, _ = _truncate_at_stop(held + decoder.flush(), cfg.stop)
+        if tail:
+            yield tail
+    finally:
+        steps.close()
 
 
-def generate_texts(model: RNNLM, tokenizer, prompt: str, cfg: SamplingConfig, echo: bool = True,
+def generate_texts(model: nn.Module, tokenizer: Tokenizer, prompt: str, cfg: SamplingConfig,
+                   device: torch.device | str | None = None, echo: bool = True,
                    bos_id: int | None = None) -> list[str]:
-    """All samples as one batch; ids gathered on the device and copied once at the end."""
-    steps = list(generate_ids(model, tokenizer.encode(prompt), cfg, bos_id))
-    ids = torch.stack(steps, dim=1).cpu().numpy()  # (B, length)
-    texts = []
-    for row in ids:
-        text, _ = _truncate_at_stop(tokenizer.decode(row), cfg.stop)
-        texts.append((prompt if echo else "") + text)
-    return texts
+    """All ``cfg.num_samples`` samples drawn as one batch, each cut after its own stop string.
+
+    Ids are written into a (B, length) tensor on the device and copied to the
+    host once at the end, so a GPU never waits on Python between steps.
+    """
+    steps = generate_ids(model, tokenizer.encode(prompt), cfg, device, bos_id)
+    device = torch.device(device) if device is not None else model_device(model)
+    ids = torch.empty((cfg.num_samples, cfg.length), dtype=torch.long, device=device)  # (B, length)
+    for step, nxt in enumerate(steps):
+        ids[:, step] = nxt
+    head = prompt if echo else ""
+    return [head + _truncate_at_stop(tokenizer.decode(row), cfg.stop)[0] for row in ids.cpu().numpy()]
+
+
+__all__ = ["SamplingConfig", "Tokenizer", "next_ids", "generate_ids", "stream_text", "generate_texts", "model_device"]

@@ -175,20 +175,24 @@ class Trainer:
         fixed = self._fixed_total()
         self.state.total_steps = max(self.state.step + 1, min(total, fixed) if fixed is not None else total)
 
-    def _should_stop(self) -> bool:
+    def _over_budget(self) -> bool:
         total = self.state.total_steps
         if total is not None and self.state.step >= total:
             return True
         over_time = self.config.max_time_s is not None and self._elapsed() >= self.config.max_time_s
-        return self._agree(over_time or self._flag.signum is not None)
+        return over_time or self._flag.signum is not None
 
-    def _agree(self, local: bool) -> bool:
-        """Every rank stops at the same step: any rank's reason stops all."""
+    def _agree(self, *flags: bool) -> tuple[bool, ...]:
+        """Clock- and signal-driven decisions, made identical on every rank (one small all-reduce).
+
+        Ranks' clocks differ, and a save or validation is a collective call, so
+        under DDP any rank's reason to stop, validate or save applies to all.
+        """
         if self.world_size == 1:
-            return local
-        box = torch.tensor([int(local)], device=self.device)
+            return flags
+        box = torch.tensor([int(f) for f in flags], device=self.device)
         torch.distributed.all_reduce(box, op=torch.distributed.ReduceOp.MAX)
-        return bool(box.item())
+        return tuple(bool(v) for v in box.tolist())
 
     def train_step(self) -> torch.Tensor | None:
         """One TBPTT window; returns the loss (on device), or None when the step was skipped as non-finite."""
@@ -206,6 +210,8 @@ class Trainer:
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
         finite = bool(torch.isfinite(loss) & torch.isfinite(grad_norm))  # the one host read per step
+        if self.world_size > 1:
+            finite = not self._agree(not finite)[0]
         self.state.step += 1
         self.state.chars_seen += x.numel() * self.world_size
         self.state.lr = lr
@@ -256,7 +262,24 @@ class Trainer:
         self.model.train()
         self.emit("start", resumed=st.step > 0, params=sum(p.numel() for p in self.model.parameters()))
         with _StopFlag() as self._flag:
-            while not self._should_stop():
+            while True:
+                now = time.perf_counter()
+                stop, do_eval, do_save = self._agree(
+                    self._over_budget(), steps_this_run > 0 and now - last_eval >= cfg.eval_every_s,
+                    now - last_save >= cfg.save_every_s)
+                if stop:
+                    break
+                if do_eval:
+                    self._evaluate_and_save()
+                    last_eval = time.perf_counter()
+                    window_t += last_eval - now  # chars/s measures training, not validation
+                    if cfg.patience and st.evals_since_best >= cfg.patience:
+                        stop_reason = "early stopping"
+                        break
+                if do_save:
+                    self.save("latest.safetensors")
+                    self._rotate()
+                    last_save = time.perf_counter()
                 loss = self.train_step()
                 if loss is not None:
                     window_loss = loss if window_loss is None else window_loss + loss
@@ -268,10 +291,10 @@ class Trainer:
                         calib_start = (st.step, now)  # the first steps pay one-off allocation costs
                     elif calib_start and st.step - calib_start[0] >= cfg.calibrate_steps:
                         step_time = (now - calib_start[1]) / (st.step - calib_start[0])
-                        t_eval = time.perf_counter()
                         self._evaluate_and_save()
                         last_eval = time.perf_counter()
-                        self._calibrate(step_time, last_eval - t_eval)
+                        self._calibrate(step_time, last_eval - now)
+                        window_t += last_eval - now
                         now = last_eval
                 if now - last_log >= cfg.log_every_s and window_steps:
                     mean = float(window_loss) / window_steps
@@ -280,17 +303,6 @@ class Trainer:
                         chars_per_s=(st.chars_seen - window_chars) / (now - window_t),
                     )
                     window_loss, window_steps, window_chars, window_t, last_log = None, 0, st.chars_seen, now, now
-                if now - last_eval >= cfg.eval_every_s:
-                    self._evaluate_and_save()
-                    last_eval = time.perf_counter()
-                    window_t += last_eval - now  # chars/s measures training, not validation
-                    if cfg.patience and st.evals_since_best >= cfg.patience:
-                        stop_reason = "early stopping"
-                        break
-                if now - last_save >= cfg.save_every_s:
-                    self.save("latest.safetensors")
-                    self._rotate()
-                    last_save = time.perf_counter()
             signum = self._flag.signum
         st.elapsed_s = self._elapsed()
         del self._t0
