@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from rnnlm.checkpoint import load_checkpoint
 

@@ -14,7 +14,8 @@ from rnnlm.config import ModelConfig, TrainConfig
 from rnnlm.data import TBPTTBatches, split_ids
 from rnnlm.errors import Interrupted, RnnlmError
 from rnnlm.model import RNNLM
-from rnnlm.trainer import Trainer, lr_factor
+from rnnlm.schedule import lr_factor
+from rnnlm.trainer import Trainer
 
 IDS = (np.arange(5000) % 17).astype(np.uint8)
 CFG = TrainConfig(batch_size=4, bptt=8, max_time_s=None, max_steps=30, warmup_steps=2, eval_every_s=1000.0,

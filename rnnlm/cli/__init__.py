@@ -7,18 +7,13 @@ exit code CONVENTIONS.md assigns (2 unusable input, 1 failure while working,
 
 from __future__ import annotations
 
-import json
 import re
-import sys
-import time
-from pathlib import Path
 
 import click
 import torch
 
 from .. import __version__
-from ..config import CELLS, PRECISIONS, TOKENIZERS, ModelConfig, TrainConfig
-from ..errors import InputError, RnnlmError
+from ..errors import RnnlmError
 
 DEFAULT_MAX_TIME_S = 600.0
 _UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600}
@@ -100,4 +95,4 @@ def main() -> None:
     cli(prog_name="rnnlm")
 
 
-from . import compare_cmd, generate_cmd, info_cmd, train_cmd  # noqa: E402  (registers the commands on ``cli``)
+from . import compare_cmd, generate_cmd, info_cmd, train_cmd  # noqa: E402, F401  (registers the commands on ``cli``)

@@ -9,7 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from . import CELLS, cli, parse_duration
+from ..config import CELLS
+from . import cli, parse_duration
 
 
 def parse_budget(text: str) -> dict:

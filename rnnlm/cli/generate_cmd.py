@@ -11,9 +11,6 @@ import click
 
 from . import cli
 
-CHECKPOINT_HELP = "A .safetensors file or a run directory (→ best) [default: the newest run under ./checkpoints]."
-
-
 def load_for_cli(checkpoint: str | None, latest: bool, device: str = "cpu"):
     """Load a model, saying which run was picked when none was named."""
     from ..lm import load
@@ -44,6 +41,9 @@ def load_for_cli(checkpoint: str | None, latest: bool, device: str = "cpu"):
 def generate(checkpoint, latest, prompt, prompt_file, length, temperature, top_k, top_p, repetition_penalty, stop,
              num_samples, seed, echo, as_json, device, quantize) -> None:
     """Generate text from a trained model.
+
+    CHECKPOINT is a .safetensors file or a run directory (its best checkpoint;
+    --latest for the latest); without it, the newest run under ./checkpoints.
 
     \b
     rnnlm generate --prompt "ROMEO:"

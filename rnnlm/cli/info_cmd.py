@@ -8,8 +8,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from . import CELLS, cli
-from .generate_cmd import CHECKPOINT_HELP, load_for_cli
+from ..config import CELLS
+from . import cli
+from .generate_cmd import load_for_cli
 
 
 @cli.command("eval")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from . import DEFAULT_MAX_TIME_S, CELLS, PRECISIONS, TOKENIZERS, Duration, ModelConfig, TrainConfig, cli
+from ..config import CELLS, PRECISIONS, TOKENIZERS, ModelConfig, TrainConfig
+from . import DEFAULT_MAX_TIME_S, Duration, cli
 
 _D = TrainConfig()
 _M = ModelConfig()
