@@ -17,6 +17,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 from .errors import InputError
-from .tokenizer import StreamDecoder
+from .tokenizer import StreamDecoder, describe_chars
 
 FLUSH_EVERY_S = 0.02
 
@@ -203,6 +204,16 @@ def _truncate_at_stop(text: str, stop: str | None) -> tuple[str, bool]:
     return text, False
 
 
+def encode_prompt(tokenizer: Tokenizer, prompt: str) -> np.ndarray:
+    """Prompt ids; with an ``<unk>`` vocabulary unknown characters map to it with a warning, else InputError."""
+    if getattr(tokenizer, "unk_id", None) is None:
+        return tokenizer.encode(prompt)
+    unknown = tokenizer.unknown_chars(prompt)
+    if unknown:
+        warnings.warn(f"prompt characters not in the vocabulary map to <unk>: {describe_chars(unknown)}", stacklevel=3)
+    return tokenizer.encode(prompt, unknown="unk")
+
+
 def stream_text(model: nn.Module, tokenizer: Tokenizer, prompt: str, cfg: SamplingConfig,
                 device: torch.device | str | None = None, echo: bool = True,
                 bos_id: int | None = None) -> Iterator[str]:
@@ -216,7 +227,7 @@ def stream_text(model: nn.Module, tokenizer: Tokenizer, prompt: str, cfg: Sampli
     """
     if cfg.num_samples != 1:
         raise InputError(f"streaming draws one sample; got num-samples {cfg.num_samples} (use generate_texts)")
-    steps = generate_ids(model, tokenizer.encode(prompt), cfg, device, bos_id)
+    steps = generate_ids(model, encode_prompt(tokenizer, prompt), cfg, device, bos_id)
     return _stream(steps, StreamDecoder(tokenizer), prompt if echo else "", cfg)
 
 
@@ -259,7 +270,7 @@ def generate_texts(model: nn.Module, tokenizer: Tokenizer, prompt: str, cfg: Sam
     Ids are written into a (B, length) tensor on the device and copied to the
     host once at the end, so a GPU never waits on Python between steps.
     """
-    steps = generate_ids(model, tokenizer.encode(prompt), cfg, device, bos_id)
+    steps = generate_ids(model, encode_prompt(tokenizer, prompt), cfg, device, bos_id)
     device = torch.device(device) if device is not None else model_device(model)
     ids = torch.empty((cfg.num_samples, cfg.length), dtype=torch.long, device=device)  # (B, length)
     for step, nxt in enumerate(steps):

@@ -8,6 +8,7 @@ exit code CONVENTIONS.md assigns (2 unusable input, 1 failure while working,
 from __future__ import annotations
 
 import re
+import warnings
 
 import click
 import torch
@@ -91,7 +92,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)["debug"] = debug
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Library warnings (e.g. prompt characters mapped to <unk>) as one plain stderr line."""
+    click.echo(f"warning: {message}", err=True)
+
+
 def main() -> None:
+    warnings.showwarning = _show_warning
     cli(prog_name="rnnlm")
 
 
