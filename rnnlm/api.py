@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,8 @@ def train(
         tokenizer = tokenizer_from_state(meta["tokenizer"], tensors)
         config = config.replace(tokenizer=meta["tokenizer"]["kind"])
     rank, world, device = _setup_distributed(config.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed (B, T) shapes: pick the fastest cuDNN kernels once
     torch.manual_seed(config.seed + rank)
     out = Path(out) if out is not None else default_run_dir(paths[0], model_cfg.cell)
     cache = Path(cache_dir) if cache_dir is not None else out.parent / ".cache"
@@ -133,6 +136,9 @@ def train(
     val_ids = splits[1]
     if val_file is not None:
         val_ids = tokenizer.encode(read_text([Path(val_file)]), unknown="unk" if tokenizer.unk_id is not None else "error")
+    if getattr(tokenizer, "unknown_count", 0) and rank == 0:
+        warnings.warn(f"--min-char-count {config.min_char_count}: {tokenizer.unknown_count:,} corpus characters "
+                      f"({len(tokenizer.rare_chars)} distinct) map to <unk>", stacklevel=2)
     model_cfg = dataclasses.replace(model_cfg, vocab_size=tokenizer.vocab_size)
     net = RNNLM(model_cfg)
     if resume_from is not None or init_from is not None:

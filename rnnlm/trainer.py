@@ -201,7 +201,15 @@ class Trainer:
         return None
 
     def _evaluate_and_save(self, final: bool = False) -> EvalResult:
+        """Validate, record, report, and keep the best checkpoint.
+
+        ``eval_cost_s`` is the validation and save time alone: the calibration
+        multiplies it by the number of validations to come, so the one-off cost
+        of the first plot (importing matplotlib) must not be in it.
+        """
+        start = time.perf_counter()
         val = self.validate()
+        self.eval_cost_s = time.perf_counter() - start
         st = self.state
         improved = st.best_val_bpc is None or val.bpc < st.best_val_bpc
         if improved:
@@ -211,7 +219,9 @@ class Trainer:
         st.curve.append([st.step, round(self._elapsed(), 3), val.bpc, st.chars_seen])
         self.emit("eval", val_bpc=val.bpc, val_loss=val.nats_per_token, val_ppl=val.perplexity, best=improved, final=final)
         if improved:
+            start = time.perf_counter()
             self.save("best.safetensors", val)
+            self.eval_cost_s += time.perf_counter() - start
         return val
 
     def run(self) -> dict[str, Any]:
@@ -257,7 +267,7 @@ class Trainer:
                         step_time = (now - calib_start[1]) / (st.step - calib_start[0])
                         self._evaluate_and_save()
                         last_eval = time.perf_counter()
-                        self._calibrate(step_time, last_eval - now)
+                        self._calibrate(step_time, self.eval_cost_s)
                         window_t += last_eval - now
                         now = last_eval
                 if now - last_log >= cfg.log_every_s and window_steps:
