@@ -46,7 +46,7 @@ def _newest_run(corpus: Path, root: Path = Path("checkpoints")) -> Path:
 
 def encode_splits(paths: list[Path], config: TrainConfig, tokenizer, cache_dir: Path | None):
     """Tokenizer (built unless given) and the (train, val[, test]) id arrays, split by characters."""
-    info = scan_corpus(paths)
+    info = scan_corpus(paths, cache_dir=cache_dir)
     if config.tokenizer == "char":
         if tokenizer is None:
             tokenizer = CharTokenizer.from_counts(info.codepoints, info.counts, config.min_char_count)

@@ -4,7 +4,8 @@ Files are streamed in chunks (never whole as a Python ``str``), decoded with an
 incremental UTF-8 decoder (so a character split across chunks is fine and an
 error's byte offset is exact), counted with ``np.bincount`` and mapped to ids
 with one table lookup.  Encoded ids are cached as ``.npy`` and memory-mapped,
-keyed by the files' sha256 and the tokenizer, so a second run skips encoding.
+keyed by the files' sha256 and the tokenizer, and the scan (sizes, character
+counts) beside them, so a second run only hashes the files.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -100,22 +103,69 @@ def iter_text(paths: Sequence[Path], chunk_bytes: int = CHUNK_BYTES, hashes: lis
             hashes.append(digest.hexdigest())
 
 
-def scan_corpus(paths: Sequence[str | Path], chunk_bytes: int = CHUNK_BYTES) -> CorpusInfo:
-    """One streaming pass: validate every file, hash it and count its characters."""
+def scan_corpus(paths: Sequence[str | Path], chunk_bytes: int = CHUNK_BYTES,
+                cache_dir: Path | None = None) -> CorpusInfo:
+    """One streaming pass: validate every file, hash it and count its characters.
+
+    With ``cache_dir``, files already scanned (same sha256 and size) skip the
+    UTF-8 decoding and counting: hashing alone reads 100 MB in about 0.1 s,
+    a third of the full pass, so a second run on the same corpus starts at once.
+    """
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("no corpus file given")
     for path in paths:
         _check_path(path)  # fail on a missing second file before reading the first
-    hashes: list[str] = []
+    sizes = tuple(p.stat().st_size for p in paths)
+    if cache_dir is not None:
+        hashes = [_sha256(p, chunk_bytes) for p in paths]
+        info = _load_scan(_scan_path(cache_dir, hashes, sizes), paths, sizes, hashes)
+        if info is not None:
+            return info
+    hashes = []
     counts = np.zeros(MAX_CODEPOINT, dtype=np.int64)
     for text in iter_text(paths, chunk_bytes, hashes):
         points = codepoints(text)
         if points.size:
             counts[: int(points.max()) + 1] += np.bincount(points)
     present = np.flatnonzero(counts)
-    return CorpusInfo(tuple(str(p) for p in paths), tuple(p.stat().st_size for p in paths), tuple(hashes),
+    info = CorpusInfo(tuple(str(p) for p in paths), sizes, tuple(hashes),
                       int(counts.sum()), present.astype(np.uint32), counts[present])
+    if cache_dir is not None:  # keyed by the hashes of what was actually counted
+        _atomic_write(_scan_path(cache_dir, info.sha256, sizes),
+                      lambda f: np.savez(f, codepoints=info.codepoints, counts=info.counts, num_chars=info.num_chars))
+    return info
+
+
+def _sha256(path: Path, chunk_bytes: int) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            while block := f.read(chunk_bytes):
+                digest.update(block)
+    except OSError as exc:
+        raise InputError(f"cannot read corpus file {path}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
+
+
+def _digest_key(hashes: Sequence[str], sizes: Sequence[int]) -> str:
+    return hashlib.sha256(json.dumps([list(hashes), list(sizes)]).encode()).hexdigest()[:24]
+
+
+def _scan_path(cache_dir: Path, hashes: Sequence[str], sizes: Sequence[int]) -> Path:
+    return Path(cache_dir) / f"scan-{_digest_key(hashes, sizes)}.npz"
+
+
+def _load_scan(path: Path, paths: list[Path], sizes: tuple[int, ...], hashes: list[str]) -> CorpusInfo | None:
+    """A cached scan of byte-identical files, or None (missing or unreadable: scan again)."""
+    try:
+        with np.load(path) as data:
+            points, counts, num_chars = data["codepoints"], data["counts"], int(data["num_chars"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    if points.shape != counts.shape or int(counts.sum()) != num_chars:
+        return None
+    return CorpusInfo(tuple(str(p) for p in paths), sizes, tuple(hashes), num_chars, points.astype(np.uint32), counts)
 
 
 def read_text(paths: Sequence[str | Path], chunk_bytes: int = CHUNK_BYTES) -> str:
@@ -127,7 +177,7 @@ def read_text(paths: Sequence[str | Path], chunk_bytes: int = CHUNK_BYTES) -> st
 
 
 def _cache_key(info: CorpusInfo, tokenizer: CharTokenizer) -> str:
-    blob = json.dumps([info.sha256, info.sizes, tokenizer.to_dict()], sort_keys=True).encode()
+    blob = json.dumps([_digest_key(info.sha256, info.sizes), tokenizer.to_dict()], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:24]
 
 
@@ -163,18 +213,20 @@ def encode_char_corpus(info: CorpusInfo, tokenizer: CharTokenizer, cache_dir: Pa
         pos += len(ids)
     if pos != info.num_chars:
         raise InputError(CHANGED)
-    return out if cached is None else _save(cached, out)
+    if cached is None:
+        return out
+    _atomic_write(cached, lambda f: np.save(f, out))
+    return np.load(cached, mmap_mode="r")
 
 
-def _save(path: Path, ids: np.ndarray) -> np.ndarray:
-    """Write atomically (temp file + rename), so a crash never leaves a half cache that looks valid."""
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write a cache file atomically (temp file + rename), so a crash never leaves a half file that looks valid."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.save(f, ids)
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return np.load(path, mmap_mode="r")

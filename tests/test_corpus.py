@@ -167,3 +167,30 @@ def test_corpus_changed_between_scan_and_encode(tmp_path):
     _write(path, TEXT + TEXT)
     with pytest.raises(InputError, match="changed while"):
         encode_char_corpus(info, tok)
+
+
+def test_second_scan_with_a_cache_only_hashes(tmp_path, monkeypatch):
+    path = _write(tmp_path / "a.txt", TEXT)
+    cache = tmp_path / "cache"
+    first = scan_corpus([path], cache_dir=cache)
+    assert len(list(cache.glob("scan-*.npz"))) == 1
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the cached scan was not used")
+
+    monkeypatch.setattr(corpus_mod, "iter_text", no_decoding)
+    again = scan_corpus([path], cache_dir=cache)
+    assert again.to_dict() == first.to_dict()
+    assert np.array_equal(again.codepoints, first.codepoints) and np.array_equal(again.counts, first.counts)
+
+
+def test_scan_cache_misses_on_changed_or_damaged_files(tmp_path):
+    path = _write(tmp_path / "a.txt", TEXT)
+    cache = tmp_path / "cache"
+    scan_corpus([path], cache_dir=cache)
+    _write(path, TEXT.replace("world", "wörld", 1))
+    changed = scan_corpus([path], cache_dir=cache)
+    assert changed.to_dict() == scan_corpus([path]).to_dict() and ord("ö") in changed.codepoints
+    for cached in cache.glob("scan-*.npz"):
+        cached.write_bytes(cached.read_bytes()[:30])
+    assert scan_corpus([path], cache_dir=cache).num_chars == len(read_text([path]))
