@@ -31,11 +31,11 @@ RESULTS_SCHEMA: dict[str, Any] = {
         "params_target": {"type": ["integer", "null"]},
         "created": {"type": "string"},
         "runs": {"type": "array", "items": {"type": "object", "required": [
-            "name", "cell", "layers", "hidden", "params", "seed", "train_time_s", "chars_per_s", "steps",
+            "name", "cell", "layers", "hidden", "params", "tokenizer", "vocab_size", "seed", "train_time_s", "chars_per_s", "steps",
             "best_val_bpc", "test_bpc", "test_perplexity", "test_nats_per_token", "curve", "model_config",
             "train_config", "run_dir"]}},
         "groups": {"type": "array", "items": {"type": "object", "required": [
-            "cell", "layers", "hidden", "params", "seeds", "best_val_bpc_mean", "best_val_bpc_std",
+            "cell", "layers", "hidden", "params", "tokenizer", "seeds", "best_val_bpc_mean", "best_val_bpc_std",
             "test_bpc_mean", "test_bpc_std", "test_perplexity_mean", "chars_per_s_mean", "train_time_s_mean"]}},
         "baselines": {"type": "array", "items": {"type": "object", "required": ["name", "test_bpc", "test_perplexity"]}},
     },
@@ -60,15 +60,27 @@ def width_for_params(cell: str, layers: int, target: int, vocab: int, embed: int
 
 
 def plan(cells: Sequence[str], layers: Sequence[int], match: str, hidden: int, params_target: int | None,
-         vocab: int, embed: int) -> list[dict[str, Any]]:
-    """One entry per (cell, layers): its width and parameter count."""
+         vocabs: dict[str, int], embed: int) -> list[dict[str, Any]]:
+    """One entry per (tokenizer, cell, layers): its width and parameter count.
+
+    ``vocabs`` maps each tokenizer kind to its vocabulary size: with ``match
+    params`` a subword model's bigger embedding and output layer come out of
+    its recurrent width, so every row has the same parameter budget.
+    """
     rows = []
-    for cell in cells:
-        for depth in layers:
-            width = width_for_params(cell, depth, params_target, vocab, embed) if match == "params" else hidden
-            rows.append({"cell": cell, "layers": depth, "hidden": width,
-                         "params": params_for(cell, depth, width, vocab, embed)})
+    for kind, vocab in vocabs.items():
+        for cell in cells:
+            for depth in layers:
+                width = width_for_params(cell, depth, params_target, vocab, embed) if match == "params" else hidden
+                rows.append({"cell": cell, "layers": depth, "hidden": width, "tokenizer": kind, "vocab_size": vocab,
+                             "params": params_for(cell, depth, width, vocab, embed)})
     return rows
+
+
+def run_name(row: dict[str, Any], seed: int) -> str:
+    """``lstm-L2-h384-s0``; subword runs add their tokenizer: ``lstm-L1-h300-bpe1000-s0``."""
+    tok = "" if row["tokenizer"] == "char" else f"-{row['tokenizer']}{row['vocab_size']}"
+    return f"{row['cell']}-L{row['layers']}-h{row['hidden']}{tok}-s{seed}"
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -76,14 +88,14 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def group_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± std over seeds for each (cell, layers)."""
+    """Mean ± std over seeds for each (tokenizer, cell, layers)."""
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
-        groups.setdefault((run["cell"], run["layers"]), []).append(run)
+        groups.setdefault((run["tokenizer"], run["cell"], run["layers"]), []).append(run)
     out = []
-    for (cell, layers), members in groups.items():
+    for (tokenizer, cell, layers), members in groups.items():
         row = {"cell": cell, "layers": layers, "hidden": members[0]["hidden"], "params": members[0]["params"],
-               "seeds": len(members)}
+               "tokenizer": tokenizer, "seeds": len(members)}
         for key in ("best_val_bpc", "test_bpc", "test_perplexity", "chars_per_s", "train_time_s"):
             mean, std = _mean_std([m[key] for m in members])
             row[f"{key}_mean"], row[f"{key}_std"] = mean, std
@@ -94,23 +106,31 @@ def group_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def run_comparison(
     corpus: Sequence[Path], out: Path, *, cells: Sequence[str], layers: Sequence[int], match: str,
     hidden: int, params_target: int | None, seeds: int, budget: dict[str, Any], base: TrainConfig,
-    embed: int, dropout: float, callbacks_for: Callable[[str], list] = lambda name: [],
-    on_skip: Callable[[str], None] = lambda name: None,
+    embed: int, dropout: float, tokenizers: Sequence[str] = ("char",),
+    callbacks_for: Callable[[str], list] = lambda name: [], on_skip: Callable[[str], None] = lambda name: None,
 ) -> dict[str, Any]:
-    """Train every configuration not yet done, evaluate on the test split, and write results.json."""
+    """Train every configuration not yet done, evaluate on the test split, and write results.json.
+
+    ``tokenizers`` adds a tokenizer axis (``char``, ``bpe``, ``unigram``; the
+    subword vocabulary size is ``base.vocab_size``).  Every run sees the same
+    characters in each split, and test bpc counts characters, so rows rank
+    fairly across tokenizers; the n-gram baselines are character models.
+    """
     from .api import encode_splits, train
     from .baselines import kneser_ney, unigram
     from .lm import load
 
     if len(base.split) < 3:
         raise InputError("compare evaluates on a test split: give --split with three fractions")
+    if any(kind != "char" for kind in tokenizers) and base.vocab_size <= 0:
+        raise InputError("subword tokenizers need --vocab-size N (e.g. 1000)")
     config = base.replace(**budget)
-    tokenizer, splits, info = encode_splits(list(corpus), config, None, out / ".cache")
-    rows = plan(cells, layers, match, hidden, params_target, tokenizer.vocab_size, embed)
+    chars, splits, info = encode_splits(list(corpus), config.replace(tokenizer="char"), None, out / ".cache")
+    vocabs = {kind: chars.vocab_size if kind == "char" else config.vocab_size for kind in tokenizers}
     runs = []
-    for row in rows:
+    for row in plan(cells, layers, match, hidden, params_target, vocabs, embed):
         for seed in range(seeds):
-            name = f"{row['cell']}-L{row['layers']}-h{row['hidden']}-s{seed}"
+            name = run_name(row, seed)
             run_dir = out / name
             marker = run_dir / "done.json"
             if marker.exists():
@@ -119,13 +139,16 @@ def run_comparison(
                 continue
             model = ModelConfig(cell=row["cell"], num_layers=row["layers"], hidden_size=row["hidden"],
                                 embed_size=embed, dropout=dropout)
-            summary = train(list(corpus), model=model, config=config.replace(seed=seed), out=run_dir,
-                            callbacks=callbacks_for(name), cache_dir=out / ".cache")
+            summary = train(list(corpus), model=model, config=config.replace(seed=seed, tokenizer=row["tokenizer"]),
+                            out=run_dir, callbacks=callbacks_for(name), cache_dir=out / ".cache")
             lm = load(run_dir)
             test = lm.evaluate_split("test")
             meta = lm.meta
-            record = {**row, "name": name, "seed": seed, "train_time_s": summary["elapsed_s"],
-                      "chars_per_s": summary["chars_seen"] / max(summary["elapsed_s"], 1e-9),
+            # The trainer counts tokens; a subword token spells several characters (ratio from the test text).
+            tokens_per_s = summary["chars_seen"] / max(summary["elapsed_s"], 1e-9)
+            record = {**row, "vocab_size": lm.tokenizer.vocab_size, "name": name, "seed": seed,
+                      "train_time_s": summary["elapsed_s"],
+                      "tokens_per_s": tokens_per_s, "chars_per_s": tokens_per_s * test.chars / test.tokens,
                       "steps": summary["steps"], "best_val_bpc": summary["best_val_bpc"],
                       "test_bpc": test.bpc, "test_perplexity": test.perplexity,
                       "test_nats_per_token": test.nats_per_token, "curve": meta["metrics"]["curve"],
@@ -134,14 +157,11 @@ def run_comparison(
             marker.write_text(json.dumps(record) + "\n")
             runs.append(record)
     train_ids, test_ids = splits[0], splits[2]
-    baselines = [b.to_dict() for b in (unigram(train_ids, test_ids, tokenizer.vocab_size),
-                                       kneser_ney(train_ids, test_ids, tokenizer.vocab_size, order=5))]
-    if tokenizer.kind != "char":
-        baselines = []  # the n-gram baselines are character models
+    baselines = [unigram(train_ids, test_ids, chars.vocab_size), kneser_ney(train_ids, test_ids, chars.vocab_size, order=5)]
     results = {"corpus": info.to_dict()["names"], "budget": {k: config.to_dict()[k] for k in ("max_time_s", "max_steps")},
                "match": match, "params_target": params_target if match == "params" else None,
                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": runs, "groups": group_runs(runs),
-               "baselines": [{"name": b["name"], "test_bpc": b["bpc"], "test_perplexity": b["perplexity"]} for b in baselines]}
+               "baselines": [{"name": b.name, "test_bpc": b.bpc, "test_perplexity": b.perplexity} for b in baselines]}
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     plot_curves(results, out / "curves.png")
     return results
@@ -155,7 +175,7 @@ def plot_curves(results: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110, sharey=True)
     for run in results["runs"]:
         curve = run["curve"]
-        label = f"{run['cell']} ×{run['layers']} h{run['hidden']} s{run['seed']}"
+        label = run["name"]
         axes[0].plot([c[1] / 60 for c in curve], [c[2] for c in curve], "o-", ms=2.5, label=label)
         axes[1].plot([c[0] for c in curve], [c[2] for c in curve], "o-", ms=2.5, label=label)
     for base in results["baselines"]:
@@ -178,4 +198,4 @@ def plot_curves(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-__all__ = ["RESULTS_SCHEMA", "run_comparison", "plan", "width_for_params", "group_runs"]
+__all__ = ["RESULTS_SCHEMA", "run_comparison", "plan", "run_name", "width_for_params", "group_runs"]

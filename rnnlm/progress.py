@@ -57,9 +57,10 @@ class TrainProgress:
         elif time.monotonic() - self._last_plain >= self.plain_every_s:
             self._last_plain = time.monotonic()
             total = event.total_steps or "?"
+            f = {k: "–" if v != v else f"{v:.3f}" for k, v in self.fields.items() if k != "speed"}  # NaN: not yet known
             self.console.print(
-                f"step {event.step}/{total}  {event.elapsed_s / 60:5.1f} min  loss {self.fields['loss']:.3f}  "
-                f"bpc {self.fields['bpc']:.3f}  val bpc {self.fields['val']:.3f}  {self.fields['speed']:,.0f} chars/s",
+                f"step {event.step}/{total}  {event.elapsed_s / 60:5.1f} min  loss {f['loss']}  bpc {f['bpc']}  "
+                f"val bpc {f['val']}  {self.fields['speed']:,.0f} chars/s",
                 highlight=False,
             )
 

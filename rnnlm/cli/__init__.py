@@ -28,6 +28,14 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2) or ""]
 
 
+def parse_split(ctx, param, value: str) -> tuple[float, ...]:
+    """``--split 0.9,0.05,0.05`` → fractions (their ranges are checked by TrainConfig)."""
+    try:
+        return tuple(float(x) for x in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of fractions like 0.9,0.05,0.05") from None
+
+
 class Duration(click.ParamType):
     name = "DURATION"
 
@@ -36,6 +44,16 @@ class Duration(click.ParamType):
             return value if isinstance(value, float) else parse_duration(value)
         except click.BadParameter as exc:
             self.fail(str(exc), param, ctx)
+
+
+def print_result(renderable) -> None:
+    """A result table on stdout, never cut: piped to a file, rich would squeeze it into 80 columns."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(renderable)
 
 
 class CleanError(click.ClickException):

@@ -9,8 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..config import CELLS
-from . import cli, parse_duration
+from ..config import CELLS, TOKENIZERS, TrainConfig
+from . import cli, parse_duration, parse_split, print_result
 
 
 def parse_budget(text: str) -> dict:
@@ -22,13 +22,15 @@ def parse_budget(text: str) -> dict:
 
 
 def _csv(kind):
+    """A comma-separated option: ``kind`` is ``int`` or a tuple of allowed names."""
+
     def convert(ctx, param, value):
         try:
-            items = [kind(v.strip()) for v in value.split(",") if v.strip()]
+            items = [(str if isinstance(kind, tuple) else kind)(v.strip()) for v in value.split(",") if v.strip()]
         except ValueError:
             raise click.BadParameter(f"{value!r} is not a comma-separated list") from None
-        if kind is str and (bad := [v for v in items if v not in CELLS]):
-            raise click.BadParameter(f"unknown cell {bad[0]!r}; choose from {', '.join(CELLS)}")
+        if isinstance(kind, tuple) and (bad := [v for v in items if v not in kind]):
+            raise click.BadParameter(f"unknown value {bad[0]!r}; choose from {', '.join(kind)}")
         if kind is int and any(v < 1 for v in items):
             raise click.BadParameter("layer counts must be positive")
         if not items:
@@ -46,7 +48,7 @@ def _budget(ctx, param, value):
 
 @cli.command()
 @click.argument("corpus", nargs=-1, required=True)
-@click.option("--cells", callback=_csv(str), default="rnn,lstm,gru", help="Cells to compare.")
+@click.option("--cells", callback=_csv(CELLS), default="rnn,lstm,gru", help="Cells to compare.")
 @click.option("--layers", callback=_csv(int), default="1,2", help="Depths to compare.")
 @click.option("--budget", callback=_budget, default="3m", help="Per-configuration budget: DURATION or Nsteps.")
 @click.option("--match", type=click.Choice(["params", "hidden"]), default="params", help="Equal parameter counts (width solved per cell) or equal widths.")
@@ -54,30 +56,35 @@ def _budget(ctx, param, value):
 @click.option("--hidden", type=click.IntRange(min=1), default=512, help="Width with --match hidden.")
 @click.option("--embed", type=click.IntRange(min=1), default=64, help="Embedding size (all runs).")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, help="Dropout (all runs).")
+@click.option("--bptt", type=click.IntRange(min=1), default=TrainConfig.bptt, help="Truncated-BPTT window T (all runs).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=TrainConfig.batch_size, help="Parallel streams B (all runs).")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, help="Seeds per configuration (table shows mean ± std).")
-@click.option("--split", default="0.9,0.05,0.05", help="train,val,test fractions (test is required).")
+@click.option("--split", callback=parse_split, default="0.9,0.05,0.05", help="train,val,test fractions (test is required).")
+@click.option("--tokenizers", callback=_csv(TOKENIZERS), default="char", help="Tokenizers to compare (char, bpe, unigram).")
+@click.option("--vocab-size", type=click.IntRange(min=1), default=None, help="Subword vocabulary size (with bpe/unigram).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", help="Training precision.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Output directory [default: checkpoints/compare-<corpus>].")
-def compare(corpus, cells, layers, budget, match, params_target, hidden, embed, dropout, seeds, split, precision, out) -> None:
+def compare(corpus, cells, layers, budget, match, params_target, hidden, embed, dropout, bptt, batch_size, seeds, split,
+            tokenizers, vocab_size, precision, out) -> None:
     """Train each cell × depth under the same budget and split, then tabulate and plot.
 
     \b
     rnnlm compare corpora/shakespeare.txt --budget 5m
     rnnlm compare notes.txt --cells lstm,gru --layers 2 --budget 2000steps --seeds 3
+    rnnlm compare book.txt --cells lstm --layers 1 --tokenizers char,bpe --vocab-size 1000
     Re-running the same command skips configurations that already finished.
     """
     from ..compare import run_comparison
-    from ..config import TrainConfig
     from ..progress import TrainProgress
 
     paths = [Path(p) for p in corpus]
     out = Path(out) if out else Path("checkpoints") / f"compare-{paths[0].stem}"
-    fractions = tuple(float(x) for x in split.split(","))
-    base = TrainConfig(split=fractions, precision=precision, max_time_s=600.0)
+    base = TrainConfig(split=split, precision=precision, max_time_s=600.0, vocab_size=vocab_size or 0, bptt=bptt,
+                       batch_size=batch_size)
     console = Console(stderr=True)
     results = run_comparison(
         paths, out, cells=cells, layers=layers, match=match, hidden=hidden, params_target=params_target,
-        seeds=seeds, budget=budget, base=base, embed=embed, dropout=dropout,
+        seeds=seeds, budget=budget, base=base, embed=embed, dropout=dropout, tokenizers=tokenizers,
         callbacks_for=lambda name: (console.rule(name), [TrainProgress(console)])[1],
         on_skip=lambda name: console.print(f"{name}: done earlier, skipped"),
     )
@@ -93,12 +100,19 @@ def render_results(results: dict) -> None:
     spent = f"{budget['max_time_s']:.0f} s" if budget["max_time_s"] else f"{budget['max_steps']} steps"
     table = Table(title=f"{', '.join(results['corpus'])} — budget {spent} each, match {results['match']}"
                         + (f" (~{results['params_target']:,} params)" if results["params_target"] else ""))
-    for col in ("cell", "layers", "hidden", "params", "train time", "chars/s", "best val bpc", "test bpc", "test ppl"):
-        table.add_column(col, justify="left" if col == "cell" else "right")
+    kinds = {g["tokenizer"] for g in results["groups"]}
+    tok_col = kinds != {"char"}
+    columns = ["cell", "layers", "hidden", "params", "train time", "chars/s", "best val bpc", "test bpc", "test ppl"]
+    if tok_col:
+        columns.insert(1, "tokens")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("cell", "tokens") else "right")
     for g in sorted(results["groups"], key=lambda g: g["test_bpc_mean"]):
-        table.add_row(g["cell"], str(g["layers"]), str(g["hidden"]), f"{g['params']:,}", f"{g['train_time_s_mean']:.0f} s",
-                      f"{g['chars_per_s_mean']:,.0f}", pm(g, "best_val_bpc", ".3f"), pm(g, "test_bpc", ".3f"),
-                      f"{g['test_perplexity_mean']:.2f}")
+        cells = [g["cell"], str(g["layers"]), str(g["hidden"]), f"{g['params']:,}", f"{g['train_time_s_mean']:.0f} s",
+                 f"{g['chars_per_s_mean']:,.0f}", pm(g, "best_val_bpc", ".3f"), pm(g, "test_bpc", ".3f"),
+                 f"{g['test_perplexity_mean']:.2f}"]
+        table.add_row(*(cells[:1] + [g["tokenizer"]] + cells[1:] if tok_col else cells))
+    blank = [""] * (len(columns) - 3)
     for b in results["baselines"]:
-        table.add_row(b["name"], "", "", "", "", "", "", f"{b['test_bpc']:.3f}", f"{b['test_perplexity']:.2f}", style="dim")
-    Console().print(table)
+        table.add_row(b["name"], *blank, f"{b['test_bpc']:.3f}", f"{b['test_perplexity']:.2f}", style="dim")
+    print_result(table)

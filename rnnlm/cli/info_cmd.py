@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from ..config import CELLS
-from . import cli
+from . import cli, print_result
 from .generate_cmd import load_for_cli
 
 
@@ -45,7 +44,7 @@ def evaluate(checkpoint, file, latest, which, window, as_json, device) -> None:
     rows = [("streamed", result)] + ([(f"window {window}", windowed)] if windowed else [])
     for label, r in rows:
         table.add_row(label, f"{r.nats_per_token:.4f}", f"{r.perplexity:.3f}", f"{r.bpc:.4f}", f"{r.tokens:,}", f"{r.chars:,}")
-    Console().print(table)
+    print_result(table)
 
 
 @cli.command()
@@ -79,6 +78,6 @@ def summary(checkpoint, cell, layers, hidden, input_size) -> None:
         table.add_row(*row)
     textbook, torch_total = totals(rows)
     table.add_row("total", "", f"{textbook:,}", f"{torch_total:,}", style="bold")
-    Console().print(table)
+    print_result(table)
     click.echo("textbook counts one bias per gate (Keras); torch keeps two (b_ih and b_hh), "
                f"so it has {torch_total - textbook:,} more.")

@@ -7,18 +7,10 @@ from pathlib import Path
 import click
 
 from ..config import CELLS, PRECISIONS, TOKENIZERS, ModelConfig, TrainConfig
-from . import DEFAULT_MAX_TIME_S, Duration, cli
+from . import DEFAULT_MAX_TIME_S, Duration, cli, parse_split
 
 _D = TrainConfig()
 _M = ModelConfig()
-
-
-def _split(ctx, param, value: str) -> tuple[float, ...]:
-    try:
-        parts = tuple(float(x) for x in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a list of fractions like 0.9,0.05,0.05") from None
-    return parts
 
 
 @cli.command()
@@ -42,7 +34,7 @@ def _split(ctx, param, value: str) -> tuple[float, ...]:
 @click.option("--patience", type=click.IntRange(min=0), default=_D.patience, help="Stop after N validations without improvement (0 = never).")
 @click.option("--save-every", type=Duration(), default=_D.save_every_s, help="Write latest.safetensors every DURATION.")
 @click.option("--keep", type=click.IntRange(min=0), default=_D.keep, help="Also keep the newest N step-N.safetensors snapshots.")
-@click.option("--split", callback=_split, default="0.9,0.05,0.05", help="train,val[,test] fractions of the corpus characters (contiguous).")
+@click.option("--split", callback=parse_split, default="0.9,0.05,0.05", help="train,val[,test] fractions of the corpus characters (contiguous).")
 @click.option("--val-file", type=click.Path(dir_okay=False), default=None, help="Validate on this file instead of a split of the corpus.")
 @click.option("--tokenizer", type=click.Choice(TOKENIZERS), default="char", help="Characters, or sentencepiece bpe/unigram subwords.")
 @click.option("--vocab-size", type=click.IntRange(min=1), default=None, help="Subword vocabulary size (with --tokenizer bpe|unigram).")
