@@ -10,7 +10,8 @@ import dataclasses
 import json
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +73,31 @@ def _check_coverage(tokenizer, info) -> None:
         raise InputError(f"the checkpoint's vocabulary does not cover this corpus: {shown}")
 
 
-def _setup_distributed(device_name: str) -> tuple[int, int, torch.device]:
+@contextmanager
+def _distributed(device_name: str) -> Iterator[tuple[int, int, torch.device]]:
+    """(rank, world size, device); under torchrun, a process group for the duration of the block.
+
+    The group is destroyed on the way out: a process that exits with gloo's
+    threads still running aborts ("terminate called without an active
+    exception") and torchrun reports the whole run as failed.
+    """
     rank, world, local = dist_env()
     device = resolve_device(device_name)
+    created = False
     if world > 1:
         if device.type == "cuda":
             device = torch.device("cuda", local)
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return rank, world, device
+            created = True
+    try:
+        yield rank, world, device
+        if created:
+            dist.barrier()  # rank 0 may still be writing the last checkpoint: leave together
+    finally:
+        if created:
+            dist.destroy_process_group()
 
 
 def train(
@@ -124,46 +140,46 @@ def train(
         model_cfg = ModelConfig.from_dict(meta["config"]["model"])
         tokenizer = tokenizer_from_state(meta["tokenizer"], tensors)
         config = config.replace(tokenizer=meta["tokenizer"]["kind"])
-    rank, world, device = _setup_distributed(config.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed (B, T) shapes: pick the fastest cuDNN kernels once
-    torch.manual_seed(config.seed + rank)
-    out = Path(out) if out is not None else default_run_dir(paths[0], model_cfg.cell)
-    cache = Path(cache_dir) if cache_dir is not None else out.parent / ".cache"
-    tokenizer, splits, info = encode_splits(paths, config, tokenizer, cache)
-    if resume_from is not None and resume_from[0]["corpus"]["sha256"] != info.to_dict()["sha256"]:
-        raise InputError(f"the corpus differs from the one {out} was trained on; resume needs the same files")
-    val_ids = splits[1]
-    if val_file is not None:
-        val_ids = tokenizer.encode(read_text([Path(val_file)]), unknown="unk" if tokenizer.unk_id is not None else "error")
-    if getattr(tokenizer, "unknown_count", 0) and rank == 0:
-        warnings.warn(f"--min-char-count {config.min_char_count}: {tokenizer.unknown_count:,} corpus characters "
-                      f"({len(tokenizer.rare_chars)} distinct) map to <unk>", stacklevel=2)
-    model_cfg = dataclasses.replace(model_cfg, vocab_size=tokenizer.vocab_size)
-    net = RNNLM(model_cfg)
-    if resume_from is not None or init_from is not None:
-        net.load_state_dict(prefixed(tensors, "model"))
-    net.to(device)
-    batches = TBPTTBatches(splits[0], config.batch_size, config.bptt, rank, world)
-    if len(val_ids) < 2:
-        raise InputError(f"validation split too short ({len(val_ids)} tokens); use a bigger corpus or --split")
-    meta_out = {
-        "config": {"model": model_cfg.to_dict(), "train": config.to_dict()},
-        "tokenizer": tokenizer.to_dict(),
-        "corpus": info.to_dict(),
-        "split": {"fractions": list(config.split), "tokens": [len(s) for s in splits], "val_file": str(val_file) if val_file else None},
-    }
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(meta_out, indent=2, ensure_ascii=False) + "\n")
-    trainer = Trainer(
-        net, config, batches, val_ids, device, out, meta_out,
-        token_chars=tokenizer.char_lengths(),
-        autocast_dtype=resolve_autocast(config.precision, device),
-        callbacks=[*run_callbacks(out), *callbacks] if rank == 0 else [],
-        rank=rank, world_size=world, resume_from=resume_from,
-        static_tensors={k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tokenizer.tensors().items()},
-    )
-    summary = trainer.run()
-    summary["epochs"] = trainer.state.step / batches.windows_per_epoch
-    return summary
+    with _distributed(config.device) as (rank, world, device):
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed (B, T) shapes: pick the fastest cuDNN kernels once
+        torch.manual_seed(config.seed + rank)
+        out = Path(out) if out is not None else default_run_dir(paths[0], model_cfg.cell)
+        cache = Path(cache_dir) if cache_dir is not None else out.parent / ".cache"
+        tokenizer, splits, info = encode_splits(paths, config, tokenizer, cache)
+        if resume_from is not None and resume_from[0]["corpus"]["sha256"] != info.to_dict()["sha256"]:
+            raise InputError(f"the corpus differs from the one {out} was trained on; resume needs the same files")
+        val_ids = splits[1]
+        if val_file is not None:
+            val_ids = tokenizer.encode(read_text([Path(val_file)]), unknown="unk" if tokenizer.unk_id is not None else "error")
+        if getattr(tokenizer, "unknown_count", 0) and rank == 0:
+            warnings.warn(f"--min-char-count {config.min_char_count}: {tokenizer.unknown_count:,} corpus characters "
+                          f"({len(tokenizer.rare_chars)} distinct) map to <unk>", stacklevel=2)
+        model_cfg = dataclasses.replace(model_cfg, vocab_size=tokenizer.vocab_size)
+        net = RNNLM(model_cfg)
+        if resume_from is not None or init_from is not None:
+            net.load_state_dict(prefixed(tensors, "model"))
+        net.to(device)
+        batches = TBPTTBatches(splits[0], config.batch_size, config.bptt, rank, world)
+        if len(val_ids) < 2:
+            raise InputError(f"validation split too short ({len(val_ids)} tokens); use a bigger corpus or --split")
+        meta_out = {
+            "config": {"model": model_cfg.to_dict(), "train": config.to_dict()},
+            "tokenizer": tokenizer.to_dict(),
+            "corpus": info.to_dict(),
+            "split": {"fractions": list(config.split), "tokens": [len(s) for s in splits], "val_file": str(val_file) if val_file else None},
+        }
+        if rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.json").write_text(json.dumps(meta_out, indent=2, ensure_ascii=False) + "\n")
+        trainer = Trainer(
+            net, config, batches, val_ids, device, out, meta_out,
+            token_chars=tokenizer.char_lengths(),
+            autocast_dtype=resolve_autocast(config.precision, device),
+            callbacks=[*run_callbacks(out), *callbacks] if rank == 0 else [],
+            rank=rank, world_size=world, resume_from=resume_from,
+            static_tensors={k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tokenizer.tensors().items()},
+        )
+        summary = trainer.run()
+        summary["epochs"] = trainer.state.step / batches.windows_per_epoch
+        return summary
