@@ -21,7 +21,7 @@ from .device import resolve_device
 from .errors import InputError
 from .evaluate import EvalResult, evaluate_ids
 from .model import RNNLM
-from .sample import SamplingConfig, generate_texts, stream_text
+from .sample import SamplingConfig, generate_texts, model_device, stream_text
 from .tokenizer import tokenizer_from_state
 
 
@@ -35,7 +35,14 @@ class LanguageModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.module.parameters()).device
+        return model_device(self.module)
+
+    def quantize_int8(self) -> LanguageModel:
+        """Swap in int8 weights for faster batch-1 sampling on CPU (see :mod:`rnnlm.quantize`); returns self."""
+        from .quantize import quantize_int8
+
+        self.module = quantize_int8(self.module)
+        return self
 
     def _bos(self) -> int | None:
         """The newline id primes an empty prompt (a fresh line is the most neutral start)."""

@@ -47,20 +47,31 @@ class RNNLM(nn.Module):
         # forget-gate bias of 1 another 0.08 (2.16 → 2.11 → 2.03 when each was removed).
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
-        """Zero recurrent state for ``batch_size`` streams."""
-        shape = (self.config.num_layers, batch_size, self.config.hidden_size)
-        device = device if device is not None else self.embedding.weight.device
-        count = 2 if self.config.cell == "lstm" else 1
-        return tuple(torch.zeros(shape, device=device) for _ in range(count))
+        """Zero recurrent state for ``batch_size`` streams (on the model's device unless told)."""
+        return zero_state(self.config, batch_size, device if device is not None else self.embedding.weight.device)
 
     def forward(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Logits for every position and the state after the last one."""
-        x = self.drop(self.embedding(ids))  # (B, T, E)
+        """Logits for every position and the state after the last one.
+
+        Dropout runs only in training: in eval mode it is the identity, and
+        skipping the two calls matters when sampling one character at a time.
+        """
+        x = self.embedding(ids)  # (B, T, E)
+        if self.training:
+            x = self.drop(x)
         rnn_state = state if self.config.cell == "lstm" else state[0]
         out, new_state = self.rnn(x, rnn_state)  # (B, T, H)
-        logits = self.decoder(self.drop(out))  # (B, T, V)
+        if self.training:
+            out = self.drop(out)
+        logits = self.decoder(out)  # (B, T, V)
         new_state = new_state if isinstance(new_state, tuple) else (new_state,)
         return logits, new_state
+
+
+def zero_state(config: ModelConfig, batch_size: int, device: torch.device | str) -> State:
+    """``(h,)`` or, for LSTM, ``(h, c)``: each (num_layers, B, hidden) zeros."""
+    shape = (config.num_layers, batch_size, config.hidden_size)
+    return tuple(torch.zeros(shape, device=device) for _ in range(2 if config.cell == "lstm" else 1))
 
 
 def detach_state(state: State) -> State:

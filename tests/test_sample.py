@@ -11,7 +11,7 @@ from rnnlm import sample as sample_mod
 from rnnlm.config import ModelConfig
 from rnnlm.errors import InputError
 from rnnlm.model import RNNLM
-from rnnlm.sample import SamplingConfig, generate_ids, generate_texts, next_ids, stream_text
+from rnnlm.sample import SamplingConfig, draw, generate_ids, generate_texts, next_ids, stream_text
 from rnnlm.tokenizer import CharTokenizer
 
 TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer.\n"
@@ -76,8 +76,16 @@ def test_filters_off_draw_exactly_plain_sampling(top_k):
     cfg = SamplingConfig(temperature=0.7, top_k=top_k, top_p=1.0)
     ours, plain = gen(9), gen(9)
     for _ in range(20):  # the generators stay in step: no extra random numbers consumed
-        expected = torch.multinomial(torch.softmax(logits / 0.7, dim=-1), 1, generator=plain).squeeze(-1)
+        expected = draw(torch.softmax(logits / 0.7, dim=-1), plain)
         assert torch.equal(next_ids(logits, cfg, ours), expected)
+
+
+def test_draw_follows_the_distribution_and_never_picks_zero_mass():
+    probs = torch.tensor([[0.5, 0.0, 0.2, 0.3, 0.0], [0.0, 0.0, 0.0, 0.0, 2.0]])  # rows need not sum to 1
+    picks = torch.stack([draw(probs, gen(i)) for i in range(4000)])  # (N, 2)
+    freq = torch.bincount(picks[:, 0], minlength=5).double() / len(picks)
+    assert torch.allclose(freq, probs[0].double(), atol=0.03)
+    assert (picks[:, 1] == 4).all()
 
 
 def test_same_seed_same_text_other_seed_other_text(model, tok):

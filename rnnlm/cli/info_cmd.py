@@ -20,7 +20,8 @@ from .generate_cmd import load_for_cli
 @click.option("--window", type=click.IntRange(min=1), default=None, help="Also score fresh-state windows of N tokens (nanoGPT's way).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", help="Where to run the model.")
-def evaluate(checkpoint, file, latest, which, window, as_json, device) -> None:
+@click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", help="Score the int8 model that generate --quantize int8 samples from.")
+def evaluate(checkpoint, file, latest, which, window, as_json, device, quantize) -> None:
     """Loss (nats), perplexity and bits per character of CHECKPOINT on FILE or on its own split.
 
     \b
@@ -28,6 +29,8 @@ def evaluate(checkpoint, file, latest, which, window, as_json, device) -> None:
     rnnlm eval checkpoints/run held-out.txt --json
     """
     lm = load_for_cli(checkpoint, latest, device)
+    if quantize == "int8":
+        lm.quantize_int8()
     result = lm.evaluate(file=file) if file else lm.evaluate_split(which)
     windowed = None
     if window:
