@@ -42,3 +42,13 @@ def tinyshakespeare() -> Path:
 TINY_MODEL = dict(embed_size=16, hidden_size=16, num_layers=1, dropout=0.0)
 TINY_TRAIN = dict(batch_size=4, bptt=8, max_time_s=None, max_steps=6, warmup_steps=2, calibrate_steps=3,
                   eval_every_s=1000.0, eval_streams=4, precision="fp32", device="cpu")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need CUDA: skipped (and said so) on machines without it, such as CI."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
