@@ -107,7 +107,7 @@ def make_files(tmp: Path) -> dict[str, str]:
     files["binary"].write_bytes(b"hello\x00world")
     files["latin1"].write_bytes("caf\xe9 au lait".encode("latin-1"))
     files["cutoff"].write_bytes("fine text then 한".encode()[:-1])
-    files["random"].write_bytes(bytes(range(256)) * 4)
+    files["random"].write_bytes(bytes(range(1, 256)) * 4)  # no NUL: the UTF-8 check must catch it
     files["short"].write_text("tiny")
     files["corpus"].write_text(TEXT)
     files["pickle"].write_bytes(pickle.dumps(Malicious()))

@@ -71,6 +71,15 @@ def test_resume_continues_to_a_longer_budget(trained, tiny_corpus):
     assert meta["step"] == 25
 
 
+def test_resume_without_budget_flags_keeps_the_run_budget(trained, tiny_corpus):
+    result = run("train", tiny_corpus, "--resume", "--out", trained)
+    assert result.exit_code == 0, result.output
+    from rnnlm.checkpoint import load_checkpoint
+
+    meta, _ = load_checkpoint(trained / "latest.safetensors")
+    assert meta["step"] == 20 and meta["config"]["train"]["max_steps"] == 20
+
+
 def test_summary_textbook_and_torch_counts():
     result = run("summary", "--cell", "rnn", "--hidden", 3, "--input-size", 10)
     assert result.exit_code == 0, result.output
@@ -93,6 +102,7 @@ def test_summary_textbook_and_torch_counts():
         (["train", "{corpus}", "--split", "0.9,x"], "fractions"),
         (["train", "{corpus}", "--tie", "--embed", "8", "--hidden", "16"], "--tie"),
         (["train", "{corpus}", "--tokenizer", "bpe"], "--vocab-size"),
+        (["train", "{corpus}", "--resume"], "no run for"),
         (["generate", "missing.safetensors"], "not found"),
         (["generate", "{corpus}"], "not a checkpoint"),
         (["generate", "{run}", "--prompt", "Zebra✓"], "'Z' (U+005A)"),

@@ -62,7 +62,7 @@ def train(ctx: click.Context, corpus, cell, layers, hidden, embed, dropout, tie,
 
     budgets = {"max_time_s": max_time, "max_steps": max_steps, "epochs": epochs}
     given = {k: v for k, v in budgets.items() if v is not None}
-    if not given and not resume:
+    if not given:  # on --resume the run's own budget applies; this config only carries the options
         budgets["max_time_s"] = DEFAULT_MAX_TIME_S
     config = TrainConfig(**budgets, eval_every_s=eval_every, save_every_s=save_every, vocab_size=vocab_size or 0, **opts)
     model = ModelConfig(cell=cell, num_layers=layers, hidden_size=hidden, embed_size=embed, dropout=dropout, tie_weights=tie)
