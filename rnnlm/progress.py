@@ -18,7 +18,7 @@ class TrainProgress:
     """Subscribes to trainer events; ``plain_every_s`` paces the non-terminal lines."""
 
     def __init__(self, console: Console | None = None, plain_every_s: float = 10.0) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)  # plain lines stay whole in logs
         self.plain = not self.console.is_terminal
         self.plain_every_s = plain_every_s
         self._last_plain = 0.0
