@@ -19,7 +19,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -98,14 +98,16 @@ def next_ids(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generat
     multiplied, so the penalty always lowers them).  ``top_k=1`` is greedy by
     definition and takes the argmax path, so ties break exactly as temperature 0.
     """
-    logits = logits.float()  # (B, V)
+    if logits.dtype != torch.float32:
+        logits = logits.float()  # (B, V)
     if seen_mask is not None and cfg.repetition_penalty != 1.0:
         r = cfg.repetition_penalty
         penalised = torch.where(logits > 0, logits / r, logits * r)  # (B, V)
         logits = torch.where(seen_mask, penalised, logits)  # (B, V)
     if cfg.temperature == 0 or cfg.top_k == 1:
         return logits.argmax(dim=-1)  # (B,)
-    logits = logits / cfg.temperature  # (B, V)
+    if cfg.temperature != 1.0:
+        logits = logits / cfg.temperature  # (B, V)
     if 0 < cfg.top_k < logits.shape[-1]:
         values, indices = torch.topk(logits, cfg.top_k, dim=-1)  # (B, k)
         logits = torch.full_like(logits, float("-inf")).scatter_(-1, indices, values)  # (B, V)
@@ -167,7 +169,7 @@ def generate_ids(model: nn.Module, prompt_ids: Sequence[int] | np.ndarray, cfg: 
 
 
 @contextmanager
-def _without_onednn(active: bool) -> Iterator[None]:
+def _without_onednn() -> Iterator[None]:
     """Run one (B, 1) step on torch's own CPU kernels rather than oneDNN's.
 
     oneDNN's LSTM has a fixed cost per call: on torch 2.13 CPU one step of a
@@ -176,9 +178,6 @@ def _without_onednn(active: bool) -> Iterator[None]:
     prompt) oneDNN is faster, so the global flag is off only around each step,
     never while the caller runs.
     """
-    if not active:
-        yield
-        return
     previous = torch.backends.mkldnn.enabled
     torch.backends.mkldnn.enabled = False
     try:
@@ -200,13 +199,14 @@ def _generate(model: nn.Module, prompt: torch.Tensor, cfg: SamplingConfig,
         if cfg.repetition_penalty != 1.0:
             seen = torch.zeros(logits.shape, dtype=torch.bool, device=prompt.device)  # (B, V)
         onednn_lstm = prompt.device.type == "cpu" and isinstance(getattr(model, "rnn", None), nn.LSTM)
+        step_context = _without_onednn if onednn_lstm else nullcontext  # nullcontext: no per-step cost
         for step in range(cfg.length):
             nxt = next_ids(logits, cfg, generator, seen)  # (B,)
             if seen is not None:
                 seen.scatter_(1, nxt.unsqueeze(1), True)
             yield nxt
             if step + 1 < cfg.length:
-                with _without_onednn(onednn_lstm):
+                with step_context():
                     logits, state = model(nxt.unsqueeze(1), state)  # (B, 1, V)
                 logits = logits[:, -1]  # (B, V)
     finally:
