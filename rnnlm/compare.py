@@ -21,23 +21,46 @@ from .config import ModelConfig, TrainConfig
 from .errors import InputError
 from .model import RNNLM, num_parameters
 
+# The documented shape of results.json (a subset of JSON Schema; tests/test_compare.py validates against it).
+_NUM = {"type": "number"}
+_CURVE = {"type": "array", "description": "validation points [step, seconds, val bpc, characters seen]",
+          "items": {"type": "array"}}
 RESULTS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["corpus", "budget", "match", "params_target", "runs", "groups", "baselines", "created"],
     "properties": {
-        "corpus": {"type": "array"},
-        "budget": {"type": "object", "required": ["max_time_s", "max_steps"]},
+        "corpus": {"type": "array", "description": "corpus file names"},
+        "budget": {"type": "object", "required": ["max_time_s", "max_steps"], "description": "per configuration"},
         "match": {"type": "string", "enum": ["params", "hidden"]},
-        "params_target": {"type": ["integer", "null"]},
-        "created": {"type": "string"},
-        "runs": {"type": "array", "items": {"type": "object", "required": [
-            "name", "cell", "layers", "hidden", "params", "tokenizer", "vocab_size", "seed", "train_time_s", "chars_per_s", "steps",
-            "best_val_bpc", "test_bpc", "test_perplexity", "test_nats_per_token", "curve", "model_config",
-            "train_config", "run_dir"]}},
-        "groups": {"type": "array", "items": {"type": "object", "required": [
-            "cell", "layers", "hidden", "params", "tokenizer", "seeds", "best_val_bpc_mean", "best_val_bpc_std",
-            "test_bpc_mean", "test_bpc_std", "test_perplexity_mean", "chars_per_s_mean", "train_time_s_mean"]}},
-        "baselines": {"type": "array", "items": {"type": "object", "required": ["name", "test_bpc", "test_perplexity"]}},
+        "params_target": {"type": ["integer", "null"], "description": "with match=params"},
+        "created": {"type": "string", "description": "local time, ISO 8601"},
+        "runs": {"type": "array", "description": "one per configuration and seed", "items": {
+            "type": "object",
+            "required": ["name", "cell", "layers", "hidden", "params", "tokenizer", "vocab_size", "seed", "train_time_s",
+                         "tokens_per_s", "chars_per_s", "steps", "best_val_bpc", "test_bpc", "test_perplexity",
+                         "test_nats_per_token", "curve", "beats_ngram_min", "model_config", "train_config", "run_dir"],
+            "properties": {
+                "name": {"type": "string"}, "cell": {"type": "string", "enum": ["rnn", "lstm", "gru"]},
+                "layers": {"type": "integer"}, "hidden": {"type": "integer"}, "params": {"type": "integer"},
+                "tokenizer": {"type": "string", "enum": ["char", "bpe", "unigram"]}, "vocab_size": {"type": "integer"},
+                "seed": {"type": "integer"}, "train_time_s": _NUM, "tokens_per_s": _NUM,
+                "chars_per_s": {"type": "number", "description": "tokens/s × characters per token of the test text"},
+                "steps": {"type": "integer"}, "best_val_bpc": _NUM, "test_bpc": _NUM,
+                "test_perplexity": {"type": "number", "description": "per token"}, "test_nats_per_token": _NUM,
+                "curve": _CURVE,
+                "beats_ngram_min": {"type": ["number", "null"],
+                                    "description": "minutes until val bpc ≤ the 5-gram's val bpc; null: never"},
+                "model_config": {"type": "object"}, "train_config": {"type": "object"},
+                "run_dir": {"type": "string", "description": "its checkpoints: rnnlm generate RUN_DIR"}}}},
+        "groups": {"type": "array", "description": "runs of one configuration, mean ± std over seeds", "items": {
+            "type": "object",
+            "required": ["cell", "layers", "hidden", "params", "tokenizer", "seeds", "best_val_bpc_mean",
+                         "best_val_bpc_std", "test_bpc_mean", "test_bpc_std", "test_perplexity_mean",
+                         "chars_per_s_mean", "train_time_s_mean", "beats_ngram_min"]}},
+        "baselines": {"type": "array", "description": "character n-grams fitted on the training split", "items": {
+            "type": "object", "required": ["name", "val_bpc", "test_bpc", "test_perplexity"],
+            "properties": {"name": {"type": "string"}, "val_bpc": _NUM, "test_bpc": _NUM,
+                           "test_perplexity": {"type": "number", "description": "per character"}}}},
     },
 }
 
@@ -99,6 +122,8 @@ def group_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for key in ("best_val_bpc", "test_bpc", "test_perplexity", "chars_per_s", "train_time_s"):
             mean, std = _mean_std([m[key] for m in members])
             row[f"{key}_mean"], row[f"{key}_std"] = mean, std
+        passed = [m["beats_ngram_min"] for m in members]
+        row["beats_ngram_min"] = None if None in passed else max(passed)  # by then every seed had passed it
         out.append(row)
     return out
 
@@ -156,12 +181,17 @@ def run_comparison(
                       "run_dir": str(run_dir)}
             marker.write_text(json.dumps(record) + "\n")
             runs.append(record)
-    train_ids, test_ids = splits[0], splits[2]
-    baselines = [unigram(train_ids, test_ids, chars.vocab_size), kneser_ney(train_ids, test_ids, chars.vocab_size, order=5)]
+    train_ids, val_ids, test_ids = splits
+    baselines = []
+    for fit in (unigram, lambda tr, ev, v: kneser_ney(tr, ev, v, order=5)):
+        val, test = fit(train_ids, val_ids, chars.vocab_size), fit(train_ids, test_ids, chars.vocab_size)
+        baselines.append({"name": test.name, "val_bpc": val.bpc, "test_bpc": test.bpc, "test_perplexity": test.perplexity})
+    for run in runs:  # when its validation curve first went below the 5-gram on the same validation text
+        run["beats_ngram_min"] = next((c[1] / 60 for c in run["curve"] if c[2] <= baselines[-1]["val_bpc"]), None)
     results = {"corpus": info.to_dict()["names"], "budget": {k: config.to_dict()[k] for k in ("max_time_s", "max_steps")},
                "match": match, "params_target": params_target if match == "params" else None,
                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": runs, "groups": group_runs(runs),
-               "baselines": [{"name": b.name, "test_bpc": b.bpc, "test_perplexity": b.perplexity} for b in baselines]}
+               "baselines": baselines}
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     plot_curves(results, out / "curves.png")
     return results
@@ -180,8 +210,8 @@ def plot_curves(results: dict[str, Any], path: Path) -> None:
         axes[1].plot([c[0] for c in curve], [c[2] for c in curve], "o-", ms=2.5, label=label)
     for base in results["baselines"]:
         for ax in axes:
-            ax.axhline(base["test_bpc"], ls="--", lw=1, color="gray")
-        axes[1].annotate(f"{base['name']} (test)", (0, base["test_bpc"]), fontsize=8, color="gray",
+            ax.axhline(base["val_bpc"], ls="--", lw=1, color="gray")
+        axes[1].annotate(f"{base['name']} (validation)", (0, base["val_bpc"]), fontsize=8, color="gray",
                          xytext=(2, 2), textcoords="offset points")
     finals = [c[2] for r in results["runs"] for c in r["curve"][len(r["curve"]) // 3 :] if math.isfinite(c[2])]
     if finals:

@@ -9,21 +9,22 @@ import pytest
 from click.testing import CliRunner
 
 from rnnlm.cli import cli
-from rnnlm.compare import RESULTS_SCHEMA, plan, run_comparison
+from rnnlm.compare import RESULTS_SCHEMA, group_runs, plan, run_comparison
 from rnnlm.config import TrainConfig
 from rnnlm.errors import InputError
 
 BUDGET = {"max_time_s": None, "max_steps": 3, "epochs": None}
 BASE = TrainConfig(batch_size=4, bptt=8, warmup_steps=1, calibrate_steps=2, eval_every_s=1e9, eval_streams=4,
                    precision="fp32", device="cpu", split=(0.8, 0.1, 0.1))
-TYPES = {"object": dict, "array": list, "string": str, "integer": int, "null": type(None)}
+TYPES = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float), "null": type(None)}
 
 
 def validate(value, schema: dict, where: str = "results") -> None:
     """The subset of JSON Schema that RESULTS_SCHEMA uses: type, required, properties, items, enum."""
     types = schema.get("type")
     if types is not None:
-        allowed = tuple(TYPES[t] for t in ([types] if isinstance(types, str) else types))
+        allowed = tuple(t for name in ([types] if isinstance(types, str) else types)
+                        for t in (TYPES[name] if isinstance(TYPES[name], tuple) else (TYPES[name],)))
         assert isinstance(value, allowed), f"{where}: {type(value).__name__} is not {types}"
     if "enum" in schema:
         assert value in schema["enum"], f"{where}: {value!r} not in {schema['enum']}"
@@ -53,6 +54,18 @@ def test_match_params_keeps_counts_within_five_percent(layers):
     assert widths["bpe", "lstm"] < widths["char", "lstm"]  # the subword vocabulary's rows come out of the width
 
 
+def test_groups_average_seeds_and_pass_the_ngram_only_when_every_seed_did():
+    def run(seed, bpc, passed):
+        return {"cell": "gru", "layers": 1, "hidden": 8, "params": 100, "tokenizer": "char", "best_val_bpc": bpc,
+                "test_bpc": bpc, "test_perplexity": 2.0, "chars_per_s": 10.0, "train_time_s": 1.0, "seed": seed,
+                "beats_ngram_min": passed}
+
+    (group,) = group_runs([run(0, 2.0, 1.5), run(1, 2.2, 2.5)])
+    assert group["seeds"] == 2 and group["test_bpc_mean"] == pytest.approx(2.1)
+    assert group["test_bpc_std"] == pytest.approx(0.1414, abs=1e-3) and group["beats_ngram_min"] == 2.5
+    assert group_runs([run(0, 2.0, 1.5), run(1, 2.2, None)])[0]["beats_ngram_min"] is None
+
+
 def test_match_hidden_keeps_widths():
     rows = plan(["rnn", "lstm"], [1], "hidden", 48, None, {"char": 65}, 16)
     assert [r["hidden"] for r in rows] == [48, 48] and rows[0]["params"] < rows[1]["params"]
@@ -72,6 +85,7 @@ def test_results_validate_and_rerun_skips_finished_runs(tiny_corpus, tmp_path):
     validate(json.loads((out / "results.json").read_text()), RESULTS_SCHEMA)
     assert (out / "curves.png").stat().st_size > 10_000
     assert [b["name"] for b in results["baselines"]] == ["unigram", "5-gram Kneser-Ney"]
+    assert all(run["beats_ngram_min"] is None for run in results["runs"])  # 3 steps never beat a 5-gram on repeated text
     for run in results["runs"]:
         assert Path(run["run_dir"], "best.safetensors").exists() and run["steps"] == 3
     # An interrupted comparison: the second run never finished.

@@ -102,7 +102,8 @@ def render_results(results: dict) -> None:
                         + (f" (~{results['params_target']:,} params)" if results["params_target"] else ""))
     kinds = {g["tokenizer"] for g in results["groups"]}
     tok_col = kinds != {"char"}
-    columns = ["cell", "layers", "hidden", "params", "train time", "chars/s", "best val bpc", "test bpc", "test ppl"]
+    columns = ["cell", "layers", "hidden", "params", "train time", "chars/s", "best val bpc", "test bpc", "test ppl",
+               "beats 5-gram"]
     if tok_col:
         columns.insert(1, "tokens")
     for col in columns:
@@ -110,9 +111,11 @@ def render_results(results: dict) -> None:
     for g in sorted(results["groups"], key=lambda g: g["test_bpc_mean"]):
         cells = [g["cell"], str(g["layers"]), str(g["hidden"]), f"{g['params']:,}", f"{g['train_time_s_mean']:.0f} s",
                  f"{g['chars_per_s_mean']:,.0f}", pm(g, "best_val_bpc", ".3f"), pm(g, "test_bpc", ".3f"),
-                 f"{g['test_perplexity_mean']:.2f}"]
+                 f"{g['test_perplexity_mean']:.2f}",
+                 "never" if g["beats_ngram_min"] is None else f"{g['beats_ngram_min']:.1f} min"]
         table.add_row(*(cells[:1] + [g["tokenizer"]] + cells[1:] if tok_col else cells))
-    blank = [""] * (len(columns) - 3)
+    blank = [""] * (len(columns) - 5)
     for b in results["baselines"]:
-        table.add_row(b["name"], *blank, f"{b['test_bpc']:.3f}", f"{b['test_perplexity']:.2f}", style="dim")
+        table.add_row(b["name"], *blank, f"{b['val_bpc']:.3f}", f"{b['test_bpc']:.3f}", f"{b['test_perplexity']:.2f}", "",
+                      style="dim")
     print_result(table)
