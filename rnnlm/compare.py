@@ -131,7 +131,7 @@ def group_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def run_comparison(
     corpus: Sequence[Path], out: Path, *, cells: Sequence[str], layers: Sequence[int], match: str,
     hidden: int, params_target: int | None, seeds: int, budget: dict[str, Any], base: TrainConfig,
-    embed: int, dropout: float, tokenizers: Sequence[str] = ("char",),
+    embed: int, dropout: float | None, tokenizers: Sequence[str] = ("char",),
     callbacks_for: Callable[[str], list] = lambda name: [], on_skip: Callable[[str], None] = lambda name: None,
 ) -> dict[str, Any]:
     """Train every configuration not yet done, evaluate on the test split, and write results.json.

@@ -48,7 +48,7 @@ class ModelConfig:
     embed_size: int = 64
     hidden_size: int = 512
     num_layers: int = 1
-    dropout: float = 0.1
+    dropout: float | None = None  # None = auto: the trainer picks it from the planned passes over the data
     tie_weights: bool = False
 
     def __post_init__(self) -> None:
@@ -58,7 +58,8 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
-        _fraction("dropout", self.dropout)
+        if self.dropout is not None:
+            _fraction("dropout", self.dropout)
         if self.tie_weights and self.embed_size != self.hidden_size:
             raise InputError(
                 f"--tie needs --embed equal to --hidden (got {self.embed_size} and {self.hidden_size})"
@@ -86,7 +87,7 @@ class TrainConfig:
     bptt: int = 64
     lr: float = 4e-3
     min_lr_ratio: float = 0.05
-    weight_decay: float = 0.01
+    weight_decay: float = 0.1
     warmup_steps: int = 100
     clip: float = 1.0
     max_time_s: float | None = 600.0

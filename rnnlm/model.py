@@ -20,6 +20,7 @@ from .config import ModelConfig
 State = tuple[torch.Tensor, ...]
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+AUTO_DROPOUT_START = 0.1  # auto dropout before the trainer knows the budget (the first few dozen steps)
 
 
 class RNNLM(nn.Module):
@@ -28,13 +29,15 @@ class RNNLM(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        # The rate in use: the config's, or (auto) a start value the trainer replaces once the budget is known.
+        self.dropout = config.dropout if config.dropout is not None else AUTO_DROPOUT_START
         self.embedding = nn.Embedding(config.vocab_size, config.embed_size)
         kwargs = {"nonlinearity": "tanh"} if config.cell == "rnn" else {}
         self.rnn = _CELLS[config.cell](
             config.embed_size,
             config.hidden_size,
             num_layers=config.num_layers,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            dropout=self.dropout if config.num_layers > 1 else 0.0,
             batch_first=True,
             **kwargs,
         )
@@ -45,16 +48,22 @@ class RNNLM(nn.Module):
         # budget, 1×512 LSTM), the word_language_model-style ±0.1 embeddings cost 0.05 bpc and a
         # forget-gate bias of 1 another 0.08 (2.16 → 2.11 → 2.03 when each was removed).
 
+    def set_dropout(self, rate: float) -> None:
+        """Change the dropout rate in place (embeddings, between layers, before the output)."""
+        self.dropout = rate
+        if self.config.num_layers > 1:
+            self.rnn.dropout = rate  # nn.RNNBase reads it at every forward
+
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """Zero recurrent state for ``batch_size`` streams (on the model's device unless told)."""
         return zero_state(self.config, batch_size, device if device is not None else self.embedding.weight.device)
 
     def forward(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Logits for every position and the state after the last one."""
-        x = locked_dropout(self.embedding(ids), self.config.dropout, self.training)  # (B, T, E)
+        x = locked_dropout(self.embedding(ids), self.dropout, self.training)  # (B, T, E)
         rnn_state = state if self.config.cell == "lstm" else state[0]
         out, new_state = self.rnn(x, rnn_state)  # (B, T, H)
-        logits = self.decoder(locked_dropout(out, self.config.dropout, self.training))  # (B, T, V)
+        logits = self.decoder(locked_dropout(out, self.dropout, self.training))  # (B, T, V)
         new_state = new_state if isinstance(new_state, tuple) else (new_state,)
         return logits, new_state
 

@@ -82,6 +82,7 @@ class TrainProgress:
         d = event.data
         self.console.print(
             f"[bold green]done[/] ({d['stop_reason']}): {d['steps']} steps, {d['elapsed_s'] / 60:.1f} min, "
+            f"dropout {d['dropout']:g}{' (auto)' if d['dropout_auto'] else ''}, "
             f"val bpc {d['val_bpc']:.4f} (best {d['best_val_bpc']:.4f}) → {d['out_dir']}",
             highlight=False,
         )

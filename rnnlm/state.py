@@ -37,6 +37,7 @@ class TrainState:
     elapsed_s: float = 0.0
     lr: float = 0.0
     lr_scale: float = 1.0
+    dropout: float | None = None  # the rate auto dropout chose for the planned passes (None: the config's rate)
     bad_steps: int = 0
     best_val_bpc: float | None = None
     evals_since_best: int = 0

@@ -14,7 +14,7 @@ from rnnlm.config import ModelConfig, TrainConfig
 from rnnlm.data import TBPTTBatches, split_ids
 from rnnlm.errors import Interrupted, RnnlmError
 from rnnlm.model import RNNLM
-from rnnlm.schedule import lr_factor
+from rnnlm.schedule import auto_dropout, lr_factor
 from rnnlm.trainer import Trainer
 
 IDS = (np.arange(5000) % 17).astype(np.uint8)
@@ -22,9 +22,9 @@ CFG = TrainConfig(batch_size=4, bptt=8, max_time_s=None, max_steps=30, warmup_st
                   eval_streams=4, precision="fp32", device="cpu", log_every_s=1e-9)
 
 
-def _run(out: Path, resume=False, stop_at=None, cfg=CFG, poison=None):
+def _run(out: Path, resume=False, stop_at=None, cfg=CFG, poison=None, dropout=0.1, layers=1):
     torch.manual_seed(0)
-    model = RNNLM(ModelConfig(vocab_size=17, embed_size=16, hidden_size=16, dropout=0.1))
+    model = RNNLM(ModelConfig(vocab_size=17, embed_size=16, hidden_size=16, dropout=dropout, num_layers=layers))
     resume_from = None
     if resume:
         meta, tensors = load_checkpoint(out / "latest.safetensors")
@@ -54,17 +54,31 @@ def test_schedule_warms_up_then_decays_to_floor():
     assert lr_factor(500, None, 10, 0.1) == 1.0  # total unknown while a time budget calibrates
 
 
-def test_sigint_saves_and_resume_matches_uninterrupted_losses_exactly(tmp_path):
-    trainer, straight = _run(tmp_path / "a")
+@pytest.mark.parametrize("dropout, layers", [(0.1, 1), (None, 2)])
+def test_sigint_saves_and_resume_matches_uninterrupted_losses_exactly(tmp_path, dropout, layers):
+    trainer, straight = _run(tmp_path / "a", dropout=dropout, layers=layers)
     trainer.run()
-    trainer, first = _run(tmp_path / "b", stop_at=12)
+    trainer, first = _run(tmp_path / "b", stop_at=12, dropout=dropout, layers=layers)
     with pytest.raises(Interrupted) as info:
         trainer.run()
     assert info.value.exit_code == 130 and "--resume" in str(info.value)
     assert [s for s, _ in first] == list(range(1, 13))
-    trainer, rest = _run(tmp_path / "b", resume=True)
+    trainer, rest = _run(tmp_path / "b", resume=True, dropout=dropout, layers=layers)
     trainer.run()
     assert first + rest == straight  # bitwise: same floats, same steps
+
+
+def test_auto_dropout_rises_with_the_planned_passes():
+    assert [auto_dropout(e) for e in (1, 2.5, 5, 10, 20, 40, 80, 1000)] == [0.0, 0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.4]
+
+
+@pytest.mark.parametrize("steps", [30, 3000])
+def test_auto_dropout_follows_the_step_budget_and_a_given_rate_is_kept(tmp_path, steps):
+    trainer, _ = _run(tmp_path / "auto", cfg=CFG.replace(max_steps=steps), dropout=None, layers=2)
+    epochs = steps / trainer.batches.windows_per_epoch
+    assert trainer.model.dropout == trainer.model.rnn.dropout == auto_dropout(epochs) == trainer.state.dropout
+    fixed, _ = _run(tmp_path / "fixed", cfg=CFG.replace(max_steps=steps), dropout=0.3, layers=2)
+    assert fixed.model.dropout == fixed.model.rnn.dropout == 0.3 and fixed.state.dropout is None
 
 
 def test_loss_decreases_and_checkpoints_hold_val_bpc(tmp_path):

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import CELLS, TOKENIZERS, TrainConfig
-from . import cli, parse_duration, parse_split, print_result
+from . import DROPOUT_HELP, DropoutRate, cli, parse_duration, parse_split, print_result
 
 
 def parse_budget(text: str) -> dict:
@@ -55,7 +55,7 @@ def _budget(ctx, param, value):
 @click.option("--params", "params_target", type=click.IntRange(min=1000), default=1_000_000, help="Parameter budget with --match params.")
 @click.option("--hidden", type=click.IntRange(min=1), default=512, help="Width with --match hidden.")
 @click.option("--embed", type=click.IntRange(min=1), default=64, help="Embedding size (all runs).")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.1, help="Dropout (all runs).")
+@click.option("--dropout", type=DropoutRate(), default="auto", help=DROPOUT_HELP)
 @click.option("--bptt", type=click.IntRange(min=1), default=TrainConfig.bptt, help="Truncated-BPTT window T (all runs).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=TrainConfig.batch_size, help="Parallel streams B (all runs).")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, help="Seeds per configuration (table shows mean ± std).")

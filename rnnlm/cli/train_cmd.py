@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..config import CELLS, PRECISIONS, TOKENIZERS, ModelConfig, TrainConfig
-from . import DEFAULT_MAX_TIME_S, Duration, cli, parse_split
+from . import DEFAULT_MAX_TIME_S, DROPOUT_HELP, DropoutRate, Duration, cli, parse_split
 
 _D = TrainConfig()
 _M = ModelConfig()
@@ -19,7 +19,7 @@ _M = ModelConfig()
 @click.option("--layers", type=click.IntRange(min=1), default=_M.num_layers, help="Stacked recurrent layers.")
 @click.option("--hidden", type=click.IntRange(min=1), default=_M.hidden_size, help="Hidden units per layer.")
 @click.option("--embed", type=click.IntRange(min=1), default=_M.embed_size, help="Embedding size.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=_M.dropout, help="Dropout on embeddings, between layers and before the output.")
+@click.option("--dropout", type=DropoutRate(), default="auto", help=DROPOUT_HELP)
 @click.option("--tie/--no-tie", default=_M.tie_weights, help="Share embedding and output weights (needs --embed = --hidden).")
 @click.option("--bptt", type=click.IntRange(min=1), default=_D.bptt, help="Truncated-BPTT window T (steps per update).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=_D.batch_size, help="Parallel streams B per update.")
