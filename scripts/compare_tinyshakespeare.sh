@@ -7,14 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CORPUS=../shared/corpora/tinyshakespeare.txt
-RNNLM=${RNNLM:-.venv/bin/rnnlm}
+RNNLM=${RNNLM:-.venv/bin/rnnlm}  # may be a command with arguments, e.g. "python -m rnnlm"
 [ -f "$CORPUS" ] || { echo "needs $CORPUS" >&2; exit 2; }
 what=${1:-all}
 if [ "$what" = cells ] || [ "$what" = all ]; then
-    "$RNNLM" compare "$CORPUS" --cells rnn,lstm,gru --layers 1,2 --match params --params 1000000 --budget 5m \
+    $RNNLM compare "$CORPUS" --cells rnn,lstm,gru --layers 1,2 --match params --params 1000000 --budget 5m \
         --out checkpoints/compare-cells
 fi
 if [ "$what" = tokenizers ] || [ "$what" = all ]; then
-    "$RNNLM" compare "$CORPUS" --cells lstm --layers 1 --tokenizers char,bpe,unigram --vocab-size 1000 \
+    $RNNLM compare "$CORPUS" --cells lstm --layers 1 --tokenizers char,bpe,unigram --vocab-size 1000 \
         --match params --params 1220000 --budget 5m --out checkpoints/compare-tokenizers
 fi
