@@ -56,7 +56,8 @@ def evaluate(checkpoint, file, latest, which, window, as_json, device, quantize)
 @click.option("--layers", type=click.IntRange(min=1), default=1, help="Without a checkpoint: stacked layers.")
 @click.option("--hidden", type=click.IntRange(min=1), default=None, help="Without a checkpoint: units per layer.")
 @click.option("--input-size", type=click.IntRange(min=1), default=None, help="Without a checkpoint: input features.")
-def summary(checkpoint, cell, layers, hidden, input_size) -> None:
+@click.option("--latest", is_flag=True, help="With a run directory: use latest.safetensors, not best.")
+def summary(checkpoint, cell, layers, hidden, input_size, latest) -> None:
     """Keras-like layer table with parameter counts (textbook single bias vs torch's two).
 
     \b
@@ -71,7 +72,7 @@ def summary(checkpoint, cell, layers, hidden, input_size) -> None:
         rows = layer_table(cell, layers, hidden, input_size)
         title = f"{layers}× {cell} ({hidden} units) on {input_size} inputs"
     else:
-        cfg = load_for_cli(checkpoint, False).config
+        cfg = load_for_cli(checkpoint, latest).config
         rows = layer_table(cfg.cell, cfg.num_layers, cfg.hidden_size, cfg.embed_size, cfg.vocab_size, cfg.embed_size)
         title = f"{cfg.num_layers}× {cfg.cell} {cfg.hidden_size}, vocab {cfg.vocab_size}"
     table = Table(title=title)
