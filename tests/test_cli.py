@@ -86,6 +86,16 @@ def test_summary_textbook_and_torch_counts():
     assert "42" in result.output and "45" in result.output
 
 
+def test_summary_of_a_run_counts_what_torch_holds(trained):
+    from rnnlm.lm import load
+    from rnnlm.model import num_parameters
+
+    result = run("summary", trained, "--latest")
+    assert result.exit_code == 0, result.output
+    assert "Embedding" in result.output and "LSTM 1" in result.output and "Linear" in result.output
+    assert f"{num_parameters(load(trained).module):,}" in result.output
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
