@@ -250,7 +250,8 @@ def bench_sampling(repeats: int, length: int = 400) -> None:
     write_section("sampling", f"## Sampling speed\n\n{machine_line()}\n\nCommand: `python scripts/bench.py --quick` "
                   f"(random weights, vocab 65, {length} characters at batch 1, {length // 4} at batch 64, median of {repeats}). "
                   "Bare loop: embedding → nn.LSTM/GRU → softmax → torch.multinomial, one step a character. "
-                  "int8 = `generate --quantize int8` (torch dynamic quantisation of LSTM/GRU and Linear).\n\n" + body + "\n")
+                  "int8 = `generate --quantize int8`: rnnlm's int8 cells (one fbgemm int8 product W[x; h] per layer, "
+                  "per-row scales; output layers this small stay fp32).\n\n" + body + "\n")
 
 
 def bench_encoding() -> None:
