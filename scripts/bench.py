@@ -1,7 +1,7 @@
 """rnnlm benchmark: every figure measured on this machine, beside a bare PyTorch baseline.
 
     python scripts/bench.py --quick      # speeds (minutes)
-    python scripts/bench.py --quality    # time-to-quality runs (~45 min; start it in the background)
+    python scripts/bench.py --quality    # time-to-quality runs (~50 min; start it in the background)
 
 Prints a rich table per section and rewrites the matching section of
 BENCHMARKS.md (between ``<!-- bench:NAME -->`` markers) with the machine, the
@@ -419,7 +419,7 @@ def bench_quality() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="speed figures (minutes)")
-    parser.add_argument("--quality", action="store_true", help="time-to-quality runs (~45 min)")
+    parser.add_argument("--quality", action="store_true", help="time-to-quality runs (~50 min)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20, help="timed steps per speed repeat")
     parser.add_argument("--only", default=None, help="comma-separated section names")
