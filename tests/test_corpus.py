@@ -22,6 +22,13 @@ def _write(path: Path, data: str | bytes) -> Path:
     return path
 
 
+def _scanned(tmp_path: Path):
+    """TEXT written to a file, scanned, with its char tokenizer and a cache folder."""
+    path = _write(tmp_path / "a.txt", TEXT)
+    info = scan_corpus([path])
+    return path, tmp_path / "cache", info, CharTokenizer.from_counts(info.codepoints, info.counts)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match=f"corpus file not found: {tmp_path / 'nope.txt'}$"):
         scan_corpus([tmp_path / "nope.txt"])
@@ -116,10 +123,7 @@ def test_characters_outside_a_given_vocabulary_are_an_error(tmp_path):
 
 
 def test_cache_is_reused_and_memory_mapped(tmp_path, monkeypatch):
-    path = _write(tmp_path / "a.txt", TEXT)
-    cache = tmp_path / "cache"
-    info = scan_corpus([path])
-    tok = CharTokenizer.from_counts(info.codepoints, info.counts)
+    path, cache, info, tok = _scanned(tmp_path)
     first = encode_char_corpus(info, tok, cache)
     files = list(cache.glob("ids-*.npy"))
     assert len(files) == 1 and isinstance(first, np.memmap)
@@ -135,10 +139,7 @@ def test_cache_is_reused_and_memory_mapped(tmp_path, monkeypatch):
 
 
 def test_cache_is_invalidated_when_the_file_changes(tmp_path):
-    path = _write(tmp_path / "a.txt", TEXT)
-    cache = tmp_path / "cache"
-    info = scan_corpus([path])
-    tok = CharTokenizer.from_counts(info.codepoints, info.counts)
+    path, cache, info, tok = _scanned(tmp_path)
     encode_char_corpus(info, tok, cache)
     stat = path.stat()
     _write(path, TEXT.replace("world", "dlrow", 1))  # same size, same characters
@@ -150,10 +151,7 @@ def test_cache_is_invalidated_when_the_file_changes(tmp_path):
 
 
 def test_corrupt_cache_is_rebuilt(tmp_path):
-    path = _write(tmp_path / "a.txt", TEXT)
-    cache = tmp_path / "cache"
-    info = scan_corpus([path])
-    tok = CharTokenizer.from_counts(info.codepoints, info.counts)
+    _, cache, info, tok = _scanned(tmp_path)
     encode_char_corpus(info, tok, cache)
     cached = next(cache.glob("ids-*.npy"))
     cached.write_bytes(cached.read_bytes()[:40])
@@ -161,9 +159,7 @@ def test_corrupt_cache_is_rebuilt(tmp_path):
 
 
 def test_corpus_changed_between_scan_and_encode(tmp_path):
-    path = _write(tmp_path / "a.txt", TEXT)
-    info = scan_corpus([path])
-    tok = CharTokenizer.from_counts(info.codepoints, info.counts)
+    path, _, info, tok = _scanned(tmp_path)
     _write(path, TEXT + TEXT)
     with pytest.raises(InputError, match="changed while"):
         encode_char_corpus(info, tok)
