@@ -3,6 +3,7 @@
 import math
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,23 @@ def test_auto_dropout_follows_the_step_budget_and_a_given_rate_is_kept(tmp_path,
     assert trainer.model.dropout == trainer.model.rnn.dropout == auto_dropout(epochs) == trainer.state.dropout
     fixed, _ = _run(tmp_path / "fixed", cfg=CFG.replace(max_steps=steps), dropout=0.3, layers=2)
     assert fixed.model.dropout == fixed.model.rnn.dropout == 0.3 and fixed.state.dropout is None
+
+
+def test_a_slow_start_does_not_shorten_a_time_budget(tmp_path):
+    """Calibration sees slow first steps; refits at the early validations win the time back."""
+    def slow_start(trainer):
+        original = trainer.train_step
+
+        def step():
+            if trainer.state.step < 40:
+                time.sleep(0.006)  # about twice a tiny step's time
+            return original()
+        trainer.train_step = step
+
+    cfg = CFG.replace(max_steps=None, max_time_s=3.0, calibrate_steps=10, eval_every_s=0.3)
+    trainer, _ = _run(tmp_path, cfg=cfg, poison=slow_start)
+    summary = trainer.run()
+    assert summary["elapsed_s"] >= 0.85 * cfg.max_time_s  # the first plan alone stopped at ~60% of it
 
 
 def test_loss_decreases_and_checkpoints_hold_val_bpc(tmp_path):
