@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from rnnlm.cli import cli
@@ -141,3 +142,16 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tiny_corpus, trained, t
     assert "Traceback" not in result.output
     lines = [line for line in result.output.strip().splitlines() if line.startswith(("error", "Error"))]
     assert len(lines) == 1
+
+
+def test_out_of_memory_names_the_settings_to_lower(tiny_corpus, tmp_path, monkeypatch):
+    from rnnlm.trainer import Trainer
+
+    def oom(self):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Trainer, "train_step", oom)
+    result = run("train", tiny_corpus, "--max-steps", 5, "--out", tmp_path / "run", *TINY)
+    assert result.exit_code == 1, result.output
+    assert "out of memory: lower --batch-size, --bptt or --hidden" in result.output
+    assert "Traceback" not in result.output
