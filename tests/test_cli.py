@@ -155,3 +155,15 @@ def test_out_of_memory_names_the_settings_to_lower(tiny_corpus, tmp_path, monkey
     assert result.exit_code == 1, result.output
     assert "out of memory: lower --batch-size, --bptt or --hidden" in result.output
     assert "Traceback" not in result.output
+
+
+def test_subword_model_through_the_cli(tiny_corpus, tmp_path):
+    out = tmp_path / "bpe"
+    trained = run("train", tiny_corpus, "--tokenizer", "bpe", "--vocab-size", 320, "--max-steps", 10, "--out", out, *TINY)
+    assert trained.exit_code == 0, trained.output
+    sample = run("generate", out, "--prompt", "All:", "--length", 20, "--seed", 1, "--no-echo")
+    assert sample.exit_code == 0 and sample.output.strip(), sample.output
+    scored = run("eval", out, "--json")
+    assert scored.exit_code == 0, scored.output
+    result = json.loads(scored.output)
+    assert result["chars"] > result["tokens"] and 0 < result["bpc"] < 20  # bits per character, not per token
