@@ -257,9 +257,13 @@ class Trainer:
         self._t0 = time.perf_counter()
         last_log = last_eval = last_save = self._t0
         window_loss, window_steps, window_chars, window_t = None, 0, st.chars_seen, self._t0
-        calib_start: tuple[int, float] | None = None
-        steady: tuple[int, float, float] | None = None  # (step, clock, pause_s) at the last fit in this run
+        mark: tuple[int, float, float] | None = None  # (step, clock, pause_s) where step timing began
         pause_s = 0.0  # validation and saving since the run started: not step time
+
+        def step_time(now: float) -> float:
+            """Seconds per training step since ``mark``, validation and saving left out."""
+            return (now - mark[1] - (pause_s - mark[2])) / (st.step - mark[0])
+
         steps_this_run = 0
         stop_reason = "budget"
         self.model.train()
@@ -270,14 +274,13 @@ class Trainer:
                 stop, do_eval, do_save, early = self._agree(
                     self._over_budget(), steps_this_run > 0 and now - last_eval >= cfg.eval_every_s,
                     now - last_save >= cfg.save_every_s,
-                    steady is not None and self._elapsed() < cfg.max_time_s / 2)
+                    mark is not None and st.total_steps is not None and self._elapsed() < cfg.max_time_s / 2)
                 if stop:
                     break
                 if do_eval:
-                    if early and st.step > steady[0]:
-                        self._calibrate((now - steady[1] - (pause_s - steady[2])) / (st.step - steady[0]),
-                                        self.eval_cost_s)
-                        steady = (st.step, now, pause_s)
+                    if early and st.step > mark[0]:
+                        self._calibrate(step_time(now), self.eval_cost_s)
+                        mark = (st.step, now, pause_s)
                     self._evaluate_and_save()
                     last_eval = time.perf_counter()
                     window_t += last_eval - now  # chars/s measures training, not validation
@@ -298,15 +301,16 @@ class Trainer:
                 now = time.perf_counter()
                 steps_this_run += 1
                 if st.total_steps is None and cfg.max_time_s is not None:
-                    if calib_start is None and steps_this_run >= min(CALIBRATE_SKIP, cfg.calibrate_steps):
-                        calib_start = (st.step, now)
-                    elif calib_start and st.step - calib_start[0] >= cfg.calibrate_steps:
-                        step_time = (now - calib_start[1]) / (st.step - calib_start[0])
+                    if mark is None and steps_this_run >= min(CALIBRATE_SKIP, cfg.calibrate_steps):
+                        mark = (st.step, now, pause_s)
+                    elif mark is not None and st.step - mark[0] >= cfg.calibrate_steps:
+                        seconds = step_time(now)
                         self._evaluate_and_save()
                         last_eval = time.perf_counter()
-                        self._calibrate(step_time, self.eval_cost_s)
-                        steady = (st.step, last_eval, pause_s)
+                        self._calibrate(seconds, self.eval_cost_s)
                         window_t += last_eval - now
+                        pause_s += last_eval - now
+                        mark = (st.step, last_eval, pause_s)
                         now = last_eval
                 if now - last_log >= cfg.log_every_s and window_steps:
                     mean = float(window_loss) / window_steps
