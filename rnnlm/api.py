@@ -21,14 +21,13 @@ import torch.distributed as dist
 
 from .checkpoint import load_checkpoint, prefixed, resolve_checkpoint
 from .config import ModelConfig, TrainConfig
-from .corpus import encode_char_corpus, read_text, scan_corpus
-from .data import TBPTTBatches, split_ids
+from .corpus import read_text
+from .data import TBPTTBatches, encode_splits
 from .device import dist_env, resolve_autocast, resolve_device, set_threads
 from .errors import InputError
 from .model import RNNLM
 from .runlog import run_callbacks
-from .subword import SentencePieceTokenizer
-from .tokenizer import CharTokenizer, tokenizer_from_state
+from .tokenizer import tokenizer_from_state
 from .trainer import Event, Trainer
 
 BUDGET_FIELDS = ("max_time_s", "max_steps", "epochs")
@@ -45,32 +44,16 @@ def _newest_run(corpus: Path, root: Path = Path("checkpoints")) -> Path:
     return runs[-1].parent
 
 
-def encode_splits(paths: list[Path], config: TrainConfig, tokenizer, cache_dir: Path | None):
-    """Tokenizer (built unless given) and the (train, val[, test]) id arrays, split by characters."""
-    info = scan_corpus(paths, cache_dir=cache_dir)
-    if config.tokenizer == "char":
-        if tokenizer is None:
-            tokenizer = CharTokenizer.from_counts(info.codepoints, info.counts, config.min_char_count)
-        else:
-            _check_coverage(tokenizer, info)
-        return tokenizer, split_ids(encode_char_corpus(info, tokenizer, cache_dir), config.split), info
-    text = read_text(paths)
-    bounds = np.floor(np.cumsum((0.0,) + tuple(config.split)) * len(text)).astype(np.int64)
-    parts = [text[bounds[i] : bounds[i + 1]] for i in range(len(config.split))]
-    if tokenizer is None:
-        tokenizer = SentencePieceTokenizer.train(parts[0], config.tokenizer, config.vocab_size)
-    return tokenizer, tuple(tokenizer.encode(p) for p in parts), info
-
-
-def _check_coverage(tokenizer, info) -> None:
-    """A fine-tuned or resumed char model must cover the corpus (or have ``<unk>``)."""
-    if tokenizer.unk_id is not None:
-        return
-    known = {ord(c) for c in tokenizer.chars}
-    missing = [chr(int(cp)) for cp in info.codepoints if int(cp) not in known]
-    if missing:
-        shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing[:10])
-        raise InputError(f"the checkpoint's vocabulary does not cover this corpus: {shown}")
+def _broadcast_tokenizer(tokenizer, kind: str, device: torch.device):
+    """Rank 0's sentencepiece model on every rank: trained once, and never two different vocabularies."""
+    blob = tokenizer.tensors()["tokenizer.spm"] if tokenizer is not None else None
+    head = torch.tensor([0, 0] if blob is None else [len(blob), ord(tokenizer.newline)], dtype=torch.int64, device=device)
+    dist.broadcast(head, src=0)
+    size, newline = (int(v) for v in head.tolist())
+    data = torch.from_numpy(blob).to(device) if blob is not None else torch.empty(size, dtype=torch.uint8, device=device)
+    dist.broadcast(data, src=0)
+    return tokenizer if tokenizer is not None else tokenizer_from_state(
+        {"kind": kind, "newline": chr(newline)}, {"tokenizer.spm": data.cpu()})
 
 
 @contextmanager
@@ -135,18 +118,21 @@ def train(
         model_cfg = ModelConfig.from_dict(meta["config"]["model"])
         tokenizer = tokenizer_from_state(meta["tokenizer"], tensors)
         resume_from = (meta, tensors)
+        val_file = meta["split"].get("val_file")  # validation stays on the run's own text
     elif init_from is not None:
         meta, tensors = load_checkpoint(resolve_checkpoint(Path(init_from)))
-        model_cfg = ModelConfig.from_dict(meta["config"]["model"])
+        model_cfg = dataclasses.replace(ModelConfig.from_dict(meta["config"]["model"]), dropout=model_cfg.dropout)
         tokenizer = tokenizer_from_state(meta["tokenizer"], tensors)
-        config = config.replace(tokenizer=meta["tokenizer"]["kind"])
+        stored = TrainConfig.from_dict(meta["config"]["train"])
+        config = config.replace(tokenizer=stored.tokenizer, vocab_size=stored.vocab_size, min_char_count=stored.min_char_count)
     with _distributed(config.device) as (rank, world, device):
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed (B, T) shapes: pick the fastest cuDNN kernels once
         torch.manual_seed(config.seed + rank)
         out = Path(out) if out is not None else default_run_dir(paths[0], model_cfg.cell)
         cache = Path(cache_dir) if cache_dir is not None else out.parent / ".cache"
-        tokenizer, splits, info = encode_splits(paths, config, tokenizer, cache)
+        share = (lambda tok: _broadcast_tokenizer(tok, config.tokenizer, device)) if world > 1 else None
+        tokenizer, splits, info = encode_splits(paths, config, tokenizer, cache, rank=rank, share=share)
         if resume_from is not None and resume_from[0]["corpus"]["sha256"] != info.to_dict()["sha256"]:
             raise InputError(f"the corpus differs from the one {out} was trained on; resume needs the same files")
         val_ids = splits[1]

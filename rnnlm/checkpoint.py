@@ -7,8 +7,8 @@ header, so a hostile file can at worst fail to parse.  The header's
 ``__metadata__["rnnlm"]`` holds the JSON described in CONVENTIONS.md, with a
 sha256 of the tensor bytes that is checked on every load.
 
-Writes go to a temp file in the same directory, are fsynced, then renamed over
-the target: a crash at any moment leaves the old file or the new one.
+Writes go through :func:`rnnlm.fileio.atomic_write` (temp file, fsync, rename):
+a crash at any moment leaves the old file or the new one.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .errors import InputError, RnnlmError
+from .fileio import atomic_write
 
 FORMAT = "rnnlm-checkpoint"
 VERSION = 1
@@ -49,32 +48,11 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     header = dict(meta, format=FORMAT, version=VERSION, checksum=tensor_checksum(tensors))
     payload = st_save(tensors, metadata={"rnnlm": json.dumps(header)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        return atomic_write(path, lambda f: f.write(payload), durable=True)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         what = "disk full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
         raise RnnlmError(f"could not save {path} ({what}); the previous checkpoint there is intact") from exc
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _describe_foreign(data: bytes) -> str | None:

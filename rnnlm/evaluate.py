@@ -11,13 +11,13 @@ figure, batched so it costs one pass of the model rather than a batch-1 crawl.
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .device import autocast_context
 from .errors import InputError
 from .model import RNNLM
 
@@ -51,13 +51,6 @@ class EvalResult:
             "perplexity": self.perplexity,
             "bpc": self.bpc,
         }
-
-
-def autocast_context(device: torch.device, dtype: torch.dtype | None):
-    """Mixed precision for the forward pass, or nothing for fp32."""
-    if dtype is None:
-        return nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def _score(model: RNNLM, rows: torch.Tensor, state, chunk: int, autocast_dtype) -> tuple[torch.Tensor, tuple]:

@@ -7,22 +7,23 @@ holds all three, so no corpus is needed to sample — unlike pytorch/examples'
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .api import encode_splits
 from .checkpoint import load_checkpoint, prefixed, resolve_checkpoint
 from .config import ModelConfig, TrainConfig
 from .corpus import read_text
-from .device import resolve_device
+from .data import encode_splits
+from .device import model_device, resolve_device
 from .errors import InputError
 from .evaluate import EvalResult, evaluate_ids
 from .model import RNNLM
-from .sample import SamplingConfig, generate_texts, model_device, stream_text
-from .tokenizer import tokenizer_from_state
+from .sample import SamplingConfig, generate_texts, stream_text
+from .tokenizer import describe_chars, tokenizer_from_state
 
 
 class LanguageModel:
@@ -77,6 +78,11 @@ class LanguageModel:
         if text is None:
             raise InputError("give a text or a file to evaluate")
         unknown = self.tokenizer.unknown_chars(text) if self.tokenizer.kind == "char" else []
+        if unknown and self.tokenizer.unk_id is not None:
+            missing = set(unknown)
+            count = sum(1 for c in text if c in missing)
+            warnings.warn(f"{count:,} characters of the evaluated text ({len(unknown)} distinct) are not in the "
+                          f"vocabulary and map to <unk>: {describe_chars(unknown, 5)}", stacklevel=2)
         ids = self.tokenizer.encode(text, unknown="unk" if unknown and self.tokenizer.unk_id is not None else "error")
         return evaluate_ids(self.module, ids, token_chars=self.tokenizer.char_lengths(),
                             streams=self.train_config.eval_streams, window=window)

@@ -91,8 +91,13 @@ def zero_state(config: ModelConfig, batch_size: int, device: torch.device | str)
 
 
 def detach_state(state: State) -> State:
-    """Cut the graph at a window boundary (truncated BPTT) while keeping the values."""
-    return tuple(s.detach() for s in state)
+    """Cut the graph at a window boundary (truncated BPTT) while keeping the values, as float32.
+
+    The carried state has one dtype, float32, whatever precision computed it:
+    under autocast the cell returns bf16 (CPU) states, and a checkpoint holding
+    those could not resume on a machine or with a ``--precision`` that runs fp32.
+    """
+    return tuple(s.detach().float() for s in state)
 
 
 def num_parameters(model: nn.Module) -> int:

@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .device import model_device
 from .errors import InputError
 from .model import RNNLM, State, zero_state
-from .sample import model_device
 
 # Output layers at least this big (vocab × hidden) are quantised too: below it fp32 is faster at batch 1.
 INT8_DECODER_MIN_WEIGHTS = 1 << 20

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
+from .fileio import atomic_write
 from .trainer import Event
 
 LOGGED = ("log", "eval", "warning", "done")
@@ -61,10 +61,8 @@ class CurvePlot:
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        tmp = self.path.with_suffix(".tmp.png")
-        fig.savefig(tmp)
+        atomic_write(self.path, lambda f: fig.savefig(f, format="png"))
         plt.close(fig)
-        os.replace(tmp, self.path)
 
 
 def _pyplot():

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .device import model_device
 from .errors import InputError
 from .tokenizer import StreamDecoder, describe_chars
 
@@ -132,12 +133,6 @@ def draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     cdf = probs.cumsum(dim=-1)  # (B, V)
     u = torch.rand((probs.shape[0], 1), generator=generator, device=probs.device) * cdf[:, -1:]  # (B, 1)
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)  # (B,)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where the model's weights live (CPU for a module with no plain parameters left)."""
-    first = next(iter(model.parameters()), None)
-    return first.device if first is not None else torch.device("cpu")
 
 
 def _prompt_tensor(prompt_ids: Sequence[int] | np.ndarray, bos_id: int | None, vocab_size: int,
@@ -295,4 +290,4 @@ def generate_texts(model: nn.Module, tokenizer: Tokenizer, prompt: str, cfg: Sam
     return [head + _truncate_at_stop(tokenizer.decode(row), cfg.stop)[0] for row in ids.cpu().numpy()]
 
 
-__all__ = ["SamplingConfig", "Tokenizer", "next_ids", "draw", "generate_ids", "stream_text", "generate_texts", "model_device"]
+__all__ = ["SamplingConfig", "Tokenizer", "next_ids", "draw", "generate_ids", "stream_text", "generate_texts"]

@@ -7,15 +7,34 @@ import signal
 from typing import Any
 
 
-def lr_factor(step: int, total: int | None, warmup: int, min_ratio: float) -> float:
-    """Linear warmup, then cosine decay to ``min_ratio`` at ``total`` (flat while ``total`` is unknown)."""
-    if total is not None:
-        warmup = max(1, min(warmup, total // 5))
+def effective_warmup(warmup: int, total: int | None) -> int:
+    """Warmup steps, at most a fifth of a known total (a 50-step run must not spend them all warming up)."""
+    return warmup if total is None else max(1, min(warmup, total // 5))
+
+
+def cosine_progress(step: int, total: int | None, warmup: int, anchor: tuple[int, float] | None = None) -> float:
+    """How far along the cosine ``step`` is, in [0, 1]; 0 during warmup and while ``total`` is unknown.
+
+    ``anchor`` = (step, progress) where the total was last changed: from there
+    the remaining progress is spread over the remaining steps, so a refit that
+    moves the total never makes the learning rate jump (CONVENTIONS.md).
+    """
+    if total is None or step < warmup:
+        return 0.0
+    if anchor is None:
+        return min(1.0, (step - warmup) / max(1, total - warmup))
+    start, done = anchor
+    return min(1.0, done + (1 - done) * (step - start) / max(1, total - start))
+
+
+def lr_factor(step: int, total: int | None, warmup: int, min_ratio: float,
+              anchor: tuple[int, float] | None = None) -> float:
+    """Linear warmup over ``warmup`` steps, then cosine decay to ``min_ratio`` at ``total`` (flat while unknown)."""
     if step < warmup:
         return (step + 1) / warmup
     if total is None:
         return 1.0
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = cosine_progress(step, total, warmup, anchor)
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 

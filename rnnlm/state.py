@@ -38,6 +38,9 @@ class TrainState:
     lr: float = 0.0
     lr_scale: float = 1.0
     dropout: float | None = None  # the rate auto dropout chose for the planned passes (None: the config's rate)
+    warmup_steps: int | None = None  # the warmup in force, fixed once the total is first known
+    anchor: list[float] | None = None  # [step, cosine progress] where the total last changed (schedule.cosine_progress)
+    time_fitted: bool = False  # a time budget has been turned into a step count at least once
     bad_steps: int = 0
     best_val_bpc: float | None = None
     evals_since_best: int = 0
@@ -91,18 +94,23 @@ def restore_training(trainer: Trainer, meta: dict[str, Any], tensors: dict[str, 
     restore_optimizer(trainer.optimizer, tensors, meta["optim_groups"])
     names = {f.name for f in dataclasses.fields(TrainState)}
     trainer.state = TrainState(**{k: v for k, v in meta["state"].items() if k in names})
-    rank = trainer.rank if meta.get("world_size", 1) == trainer.world_size else 0
+    expected = trainer.model.init_state(trainer.batches.batch_size, trainer.device)
+    if meta.get("world_size", 1) != trainer.world_size:
+        # Another number of ranks cuts the text into other streams: no saved state belongs to this rank's
+        # rows, so each stream restarts from zeros (never rank 0's state on every rank) with its own seed.
+        torch.manual_seed(trainer.config.seed + trainer.rank + trainer.state.step)
+        return expected
+    rank = trainer.rank
     rng = tensors[f"rng.{rank}.torch"].cpu()
     cpu_len = torch.get_rng_state().numel()
     torch.set_rng_state(rng[:cpu_len].clone())
     if trainer.device.type == "cuda" and rng.numel() > cpu_len:
         torch.cuda.set_rng_state(rng[cpu_len:].clone(), trainer.device)
     hidden = tuple(
-        tensors[f"hidden.{rank}.{name}"].to(trainer.device)
+        tensors[f"hidden.{rank}.{name}"].to(trainer.device, torch.float32)  # older checkpoints may hold bf16
         for name in STATE_NAMES
         if f"hidden.{rank}.{name}" in tensors
     )
-    expected = trainer.model.init_state(trainer.batches.batch_size, trainer.device)
     if len(hidden) != len(expected) or any(a.shape != b.shape for a, b in zip(hidden, expected)):
         return expected
     return hidden

@@ -47,5 +47,17 @@ def totals(rows: list[LayerRow]) -> tuple[int, int]:
     return sum(r.textbook_params for r in rows), sum(r.torch_params for r in rows)
 
 
+def model_params(cell: str, num_layers: int, hidden_size: int, vocab_size: int, embed_size: int,
+                 tie_weights: bool = False) -> int:
+    """Trainable parameters of the whole ``RNNLM`` as torch holds them, without building it.
+
+    The one home of the parameter count: ``compare --match params`` solves widths
+    with it (it used to build candidate models of up to ~200M parameters just to
+    count them), and a test holds it equal to the module's own count.
+    """
+    total = totals(layer_table(cell, num_layers, hidden_size, embed_size, vocab_size, embed_size))[1]
+    return total - (vocab_size * embed_size if tie_weights else 0)
+
+
 def render_rows(rows: list[LayerRow]) -> list[tuple[str, str, str, str]]:
     return [(r.name, r.output_shape, f"{r.textbook_params:,}", f"{r.torch_params:,}") for r in rows]

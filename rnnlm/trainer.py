@@ -6,8 +6,10 @@ plot subscribe in ``progress.py`` / ``runlog.py``), so the same loop serves the
 CLI, ``compare``, tests and notebooks.  It never prints.
 
 Budgets follow CONVENTIONS.md: a time budget is turned into a step count after
-``calibrate_steps`` steps, so the learning-rate schedule is a pure function of
-the step; the wall clock still stops the run if steps slow down.
+``calibrate_steps`` steps and refitted at every validation, so the learning-rate
+schedule is a function of the step that ends with the budget even when steps
+slow down; with a step or epoch budget as well, the first budget to be reached
+sets the count.  The clock is injectable (``clock=``), so tests drive it.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .data import TBPTTBatches
 from .errors import Interrupted, RnnlmError
-from .evaluate import EvalResult, autocast_context, evaluate_ids
-from .model import RNNLM, State, detach_state
-from .schedule import StopFlag, auto_dropout, lr_factor
+from .device import autocast_context
+from .evaluate import EvalResult, evaluate_ids
+from .model import RNNLM, State, detach_state, num_parameters
+from .schedule import StopFlag, auto_dropout, cosine_progress, effective_warmup, lr_factor
 from .state import TrainState, build_checkpoint, restore_training
 
 
@@ -73,6 +76,7 @@ class Trainer:
         world_size: int = 1,
         resume_from: tuple[dict, dict] | None = None,
         static_tensors: dict[str, torch.Tensor] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.model, self.config, self.batches, self.val_ids = model, config, batches, val_ids
         self.device, self.out_dir, self.meta = device, Path(out_dir), meta
@@ -80,6 +84,7 @@ class Trainer:
         self.callbacks = callbacks or []
         self.rank, self.world_size = rank, world_size
         self.static_tensors = static_tensors or {}
+        self.clock = clock
         self.net = model
         if world_size > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
@@ -94,23 +99,47 @@ class Trainer:
         )
         self.state = TrainState()
         self.hidden: State = model.init_state(batches.batch_size, device)
+        timed = config.max_time_s is not None
         if resume_from is None:
-            self._set_total(self._fixed_total())
+            self._set_total(self._fixed_total(), fit_dropout=not timed)
         else:
             self.hidden = restore_training(self, *resume_from)
+            saved_world = resume_from[0].get("world_size", 1)
+            if saved_world != world_size:
+                self.emit("warning", message=f"resuming on {world_size} rank(s) a run saved on {saved_world}: "
+                                             "the text is cut into other streams, so their hidden states restart")
             stored = resume_from[0]["config"]["train"]
             if any(stored.get(k) != getattr(config, k) for k in ("max_time_s", "max_steps", "epochs")):
-                self._set_total(self._fixed_total())  # a new budget: refit the schedule (and dropout) to it
+                # A new budget: refit the schedule (continuing from where the learning rate is) and dropout to it.
+                self.state.dropout, self.state.time_fitted = None, False
+                self._set_total(self._fixed_total() or self.state.total_steps, fit_dropout=not timed)
             else:
-                self._set_total(self.state.total_steps)
+                self._set_total(self.state.total_steps, fit_dropout=False)
 
-    def _set_total(self, total: int | None) -> None:
-        """Fix the run's step count; with auto dropout, the rate follows from the passes it plans."""
-        self.state.total_steps = total
-        if self.model.config.dropout is None and total is not None:
-            self.state.dropout = auto_dropout(total / self.batches.windows_per_epoch)
-        if self.state.dropout is not None:
-            self.model.set_dropout(self.state.dropout)
+    def _warmup(self) -> int:
+        return self.state.warmup_steps if self.state.warmup_steps is not None else self.config.warmup_steps
+
+    def _set_total(self, total: int | None, fit_dropout: bool) -> None:
+        """Set the run's step count, keeping the learning rate continuous; ``fit_dropout`` fixes auto dropout.
+
+        A change after warmup anchors the cosine where it is (see
+        ``schedule.cosine_progress``).  Auto dropout follows from the passes the
+        count plans, fixed once at the first fit (a time budget's first fit, else
+        the step or epoch budget): refits only move the schedule.
+        """
+        st = self.state
+        if total != st.total_steps and None not in (total, st.total_steps, st.warmup_steps) and st.step >= st.warmup_steps:
+            st.anchor = [st.step, cosine_progress(st.step, st.total_steps, st.warmup_steps, self._anchor())]
+        st.total_steps = total
+        if st.warmup_steps is None and total is not None:
+            st.warmup_steps = effective_warmup(self.config.warmup_steps, total)
+        if fit_dropout and self.model.config.dropout is None and total is not None:
+            st.dropout = auto_dropout(total / self.batches.windows_per_epoch)
+        if st.dropout is not None:
+            self.model.set_dropout(st.dropout)
+
+    def _anchor(self) -> tuple[int, float] | None:
+        return None if self.state.anchor is None else (int(self.state.anchor[0]), float(self.state.anchor[1]))
 
     def _fixed_total(self) -> int | None:
         """The step count when it is known up front: from ``max_steps`` and/or ``epochs``."""
@@ -129,7 +158,7 @@ class Trainer:
             callback(event)
 
     def _elapsed(self) -> float:
-        return self.state.elapsed_s + (time.perf_counter() - self._t0 if hasattr(self, "_t0") else 0.0)
+        return self.state.elapsed_s + (self.clock() - self._t0 if hasattr(self, "_t0") else 0.0)
 
     def validate(self) -> EvalResult:
         return evaluate_ids(self.model, self.val_ids, token_chars=self.token_chars, streams=self.config.eval_streams)
@@ -146,14 +175,15 @@ class Trainer:
     def _calibrate(self, step_time_s: float, eval_time_s: float) -> None:
         """Turn the remaining time into a total step count (rank 0 decides, all ranks agree).
 
-        It runs once after ``calibrate_steps`` steps, then again at each
-        validation in the first half of the budget with the step time measured
-        since the previous fit: the first steps run slower than the steady state (a 3-minute
-        run on a 4.8 MB corpus measured 48k chars/s there against 61k after, and
-        stopped at 2.5 minutes).  Refits move the cosine a few percent while the
-        learning rate is still high, and never in the second half, where the
-        decay does its work.  Under DDP the ranks agree on "still the first
-        half" like the other clock decisions, and rank 0's count is broadcast.
+        It runs once after ``calibrate_steps`` steps, then again at every
+        validation with the step time measured since the previous fit: the first
+        steps run slower than the steady state (a 3-minute run measured 48k
+        chars/s there against 61k after, and stopped at 2.5 minutes), and steps
+        can slow down later too (an AMD run fell from 33–36k to 27–28k chars/s
+        and ran 1,205 of 1,311 planned steps, ending at a high learning rate).
+        The cosine is anchored at each refit, so the learning rate stays
+        continuous.  With a step or epoch budget too, the smaller count wins.
+        Under DDP rank 0's count is broadcast.
         """
         remaining = self.config.max_time_s - self._elapsed()
         evals = remaining / self.config.eval_every_s
@@ -164,7 +194,9 @@ class Trainer:
             torch.distributed.broadcast(box, src=0)
             total = int(box.item())
         fixed = self._fixed_total()
-        self._set_total(max(self.state.step + 1, min(total, fixed) if fixed is not None else total))
+        first = not self.state.time_fitted
+        self.state.time_fitted = True
+        self._set_total(max(self.state.step + 1, min(total, fixed) if fixed is not None else total), fit_dropout=first)
 
     def _over_budget(self) -> bool:
         total = self.state.total_steps
@@ -191,7 +223,8 @@ class Trainer:
         if self.batches.starts_epoch(step):
             self.hidden = self.model.init_state(self.batches.batch_size, self.device)
         x, y = self.batches.batch(step, self.device)  # (B, T), (B, T)
-        lr = cfg.lr * self.state.lr_scale * lr_factor(step, self.state.total_steps, cfg.warmup_steps, cfg.min_lr_ratio)
+        lr = cfg.lr * self.state.lr_scale * lr_factor(step, self.state.total_steps, self._warmup(), cfg.min_lr_ratio,
+                                                      self._anchor())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with autocast_context(self.device, self.autocast_dtype):
@@ -210,7 +243,7 @@ class Trainer:
             return self._bad_step(step)
         self.optimizer.step()
         self.state.bad_steps = 0
-        self.hidden = detach_state(new_hidden)
+        self.hidden = detach_state(new_hidden)  # float32 whatever autocast computed in (see detach_state)
         return loss.detach()
 
     def _bad_step(self, step: int) -> None:
@@ -234,9 +267,9 @@ class Trainer:
         multiplies it by the number of validations to come, so the one-off cost
         of the first plot (importing matplotlib) must not be in it.
         """
-        start = time.perf_counter()
+        start = self.clock()
         val = self.validate()
-        self.eval_cost_s = time.perf_counter() - start
+        self.eval_cost_s = self.clock() - start
         st = self.state
         improved = st.best_val_bpc is None or val.bpc < st.best_val_bpc
         if improved:
@@ -246,15 +279,16 @@ class Trainer:
         st.curve.append([st.step, round(self._elapsed(), 3), val.bpc, st.chars_seen])
         self.emit("eval", val_bpc=val.bpc, val_loss=val.nats_per_token, val_ppl=val.perplexity, best=improved, final=final)
         if improved:
-            start = time.perf_counter()
+            start = self.clock()
             self.save("best.safetensors", val)
-            self.eval_cost_s += time.perf_counter() - start
+            self.eval_cost_s += self.clock() - start
         return val
 
     def run(self) -> dict[str, Any]:
         """Train until a budget, early stopping or a signal ends the run; returns a summary."""
         cfg, st = self.config, self.state
-        self._t0 = time.perf_counter()
+        self._t0 = self.clock()
+        timed = cfg.max_time_s is not None
         last_log = last_eval = last_save = self._t0
         window_loss, window_steps, window_chars, window_t = None, 0, st.chars_seen, self._t0
         mark: tuple[int, float, float] | None = None  # (step, clock, pause_s) where step timing began
@@ -267,46 +301,45 @@ class Trainer:
         steps_this_run = 0
         stop_reason = "budget"
         self.model.train()
-        self.emit("start", resumed=st.step > 0, params=sum(p.numel() for p in self.model.parameters()))
+        self.emit("start", resumed=st.step > 0, params=num_parameters(self.model))
         with StopFlag() as self._flag:
             while True:
-                now = time.perf_counter()
-                stop, do_eval, do_save, early = self._agree(
+                now = self.clock()
+                stop, do_eval, do_save = self._agree(
                     self._over_budget(), steps_this_run > 0 and now - last_eval >= cfg.eval_every_s,
-                    now - last_save >= cfg.save_every_s,
-                    mark is not None and st.total_steps is not None and self._elapsed() < cfg.max_time_s / 2)
+                    now - last_save >= cfg.save_every_s)
                 if stop:
                     break
                 if do_eval:
-                    if early and st.step > mark[0]:
+                    if st.time_fitted and mark is not None and st.step > mark[0]:
                         self._calibrate(step_time(now), self.eval_cost_s)
                         mark = (st.step, now, pause_s)
                     self._evaluate_and_save()
-                    last_eval = time.perf_counter()
+                    last_eval = self.clock()
                     window_t += last_eval - now  # chars/s measures training, not validation
                     pause_s += last_eval - now
                     if cfg.patience and st.evals_since_best >= cfg.patience:
                         stop_reason = "early stopping"
                         break
                 if do_save:
-                    start = time.perf_counter()
+                    start = self.clock()
                     self.save("latest.safetensors")
                     self._rotate()
-                    last_save = time.perf_counter()
+                    last_save = self.clock()
                     pause_s += last_save - start
                 loss = self.train_step()
                 if loss is not None:
                     window_loss = loss if window_loss is None else window_loss + loss
                     window_steps += 1
-                now = time.perf_counter()
+                now = self.clock()
                 steps_this_run += 1
-                if st.total_steps is None and cfg.max_time_s is not None:
+                if timed:
                     if mark is None and steps_this_run >= min(CALIBRATE_SKIP, cfg.calibrate_steps):
                         mark = (st.step, now, pause_s)
-                    elif mark is not None and st.step - mark[0] >= cfg.calibrate_steps:
+                    elif mark is not None and not st.time_fitted and st.step - mark[0] >= cfg.calibrate_steps:
                         seconds = step_time(now)
                         self._evaluate_and_save()
-                        last_eval = time.perf_counter()
+                        last_eval = self.clock()
                         self._calibrate(seconds, self.eval_cost_s)
                         window_t += last_eval - now
                         pause_s += last_eval - now

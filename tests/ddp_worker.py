@@ -40,4 +40,5 @@ weights = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 with open(f"{out}/rank{rank}.json", "w") as f:
     json.dump({"loss": float(loss), "weights": weights.tolist()}, f)
 if world > 1:
+    dist.barrier()  # leave together: a rank tearing gloo down while the other still talks aborts (SIGABRT)
     dist.destroy_process_group()

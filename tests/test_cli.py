@@ -157,6 +157,52 @@ def test_out_of_memory_names_the_settings_to_lower(tiny_corpus, tmp_path, monkey
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command, hint", [("generate", "lower --num-samples"), ("eval", "lower --window")])
+def test_out_of_memory_names_the_flags_of_the_command_that_ran(trained, monkeypatch, command, hint):
+    from rnnlm import lm
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(lm.LanguageModel, "generate", oom)
+    monkeypatch.setattr(lm.LanguageModel, "stream", oom)
+    monkeypatch.setattr(lm.LanguageModel, "evaluate_split", oom)
+    result = run(command, trained)
+    assert result.exit_code == 1, result.output
+    assert f"out of memory: {hint}" in result.output and "--batch-size" not in result.output
+
+
+def test_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; from rnnlm.cli import cli; cli(['--help'], standalone_mode=False); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_prompt_file_that_is_not_utf8_is_bad_input(trained, tmp_path):
+    bad = tmp_path / "prompt.txt"
+    bad.write_bytes(b"All:\xff\xfe")
+    result = run("generate", trained, "--prompt-file", bad)
+    assert result.exit_code == 2, result.output
+    assert "not valid UTF-8 at byte offset 4" in result.output and "Traceback" not in result.output
+
+
+def test_stored_corpus_paths_are_absolute_so_eval_works_from_another_folder(tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tiny_corpus.parent)
+    trained = run("train", tiny_corpus.name, "--max-steps", 4, "--out", tmp_path / "rel", *TINY)
+    assert trained.exit_code == 0, trained.output
+    meta = json.loads((tmp_path / "rel" / "config.json").read_text())
+    assert meta["corpus"]["paths"] == [str(tiny_corpus.resolve())]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = run("eval", tmp_path / "rel", "--json")
+    assert result.exit_code == 0, result.output
+
+
 def test_subword_model_through_the_cli(tiny_corpus, tmp_path):
     out = tmp_path / "bpe"
     trained = run("train", tiny_corpus, "--tokenizer", "bpe", "--vocab-size", 320, "--max-steps", 10, "--out", out, *TINY)
@@ -167,3 +213,40 @@ def test_subword_model_through_the_cli(tiny_corpus, tmp_path):
     assert scored.exit_code == 0, scored.output
     result = json.loads(scored.output)
     assert result["chars"] > result["tokens"] and 0 < result["bpc"] < 20  # bits per character, not per token
+
+
+def test_eval_warns_once_about_characters_mapped_to_unk(tiny_corpus, tmp_path):
+    out = tmp_path / "unk"
+    trained = run("train", tiny_corpus, "--max-steps", 4, "--min-char-count", 2, "--out", out, *TINY)
+    assert trained.exit_code == 0, trained.output
+    text = tmp_path / "other.txt"
+    text.write_text("All: speak ¿¿ ж\n" * 3, encoding="utf-8")
+    with pytest.warns(UserWarning) as caught:
+        result = run("eval", out, text, "--json")
+    assert result.exit_code == 0, result.output
+    unk = [str(w.message) for w in caught if "<unk>" in str(w.message)]
+    assert len(unk) == 1 and unk[0].startswith("9 characters") and "'ж'" in unk[0], unk
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe", "unigram"])
+def test_fine_tune_and_resume_work_for_every_tokenizer_and_name_ignored_flags(tiny_corpus, tmp_path, kind):
+    subword = [] if kind == "char" else ["--tokenizer", kind, "--vocab-size", 300]
+    base = tmp_path / "base"
+    first = run("train", tiny_corpus, "--max-steps", 4, "--out", base, *subword, *TINY)
+    assert first.exit_code == 0, first.output
+    with pytest.warns(UserWarning) as caught:
+        tuned = run("train", tiny_corpus, "--init-from", base, "--max-steps", 3, "--out", tmp_path / "tuned",
+                    "--hidden", 99, "--lr", "0.001", *TINY[4:])
+    assert tuned.exit_code == 0, tuned.output
+    meta = json.loads((tmp_path / "tuned" / "config.json").read_text())
+    assert meta["tokenizer"]["kind"] == kind and meta["config"]["model"]["hidden_size"] == 16
+    assert meta["config"]["train"]["lr"] == 0.001  # training flags apply to a fine-tune
+    ignored = [str(w.message) for w in caught if "ignored" in str(w.message)]
+    assert len(ignored) == 1 and "--hidden" in ignored[0] and "--lr" not in ignored[0], ignored
+    with pytest.warns(UserWarning) as caught:
+        resumed = run("train", tiny_corpus, "--resume", "--out", base, "--max-steps", 6, "--lr", "0.5", "--seed", 3)
+    assert resumed.exit_code == 0, resumed.output
+    ignored = [str(w.message) for w in caught if "ignored" in str(w.message)]
+    assert len(ignored) == 1 and "--lr, --seed ignored" in ignored[0], ignored
+    meta = json.loads((base / "config.json").read_text())
+    assert meta["config"]["train"]["lr"] != 0.5 and meta["config"]["train"]["max_steps"] == 6

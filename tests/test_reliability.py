@@ -39,6 +39,7 @@ def test_sigkill_at_random_moments_during_saves_leaves_a_loadable_checkpoint(tin
                                            "--eval-every", "0.2", *resume),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         _wait_for(out / "latest.safetensors")
+        _wait_for(out / "best.safetensors")  # the first validation's save: a loaded machine may be slow to reach it
         time.sleep(rng.uniform(0.0, 0.6))  # saves happen every 50 ms: the kill lands during or between them
         proc.kill()
         proc.wait()

@@ -22,3 +22,15 @@ def test_with_vocabulary_adds_embedding_and_output_rows():
     rows = layer_table("lstm", 1, 8, 4, vocab_size=10, embed_size=4)
     assert [r.name for r in rows] == ["Embedding", "LSTM 1", "Linear"]
     assert rows[0].torch_params == 40 and rows[-1].torch_params == 8 * 10 + 10
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("layers, hidden, vocab, embed, tie", [(1, 7, 11, 5, False), (2, 12, 30, 12, True), (3, 9, 4, 6, False)])
+def test_closed_form_count_equals_the_module(cell, layers, hidden, vocab, embed, tie):
+    from rnnlm.config import ModelConfig
+    from rnnlm.model import RNNLM, num_parameters
+    from rnnlm.summary import model_params
+
+    module = RNNLM(ModelConfig(cell=cell, num_layers=layers, hidden_size=hidden, vocab_size=vocab, embed_size=embed,
+                               tie_weights=tie))
+    assert model_params(cell, layers, hidden, vocab, embed, tie) == num_parameters(module)

@@ -23,7 +23,7 @@ CFG = TrainConfig(batch_size=4, bptt=8, max_time_s=None, max_steps=30, warmup_st
                   eval_streams=4, precision="fp32", device="cpu", log_every_s=1e-9)
 
 
-def _run(out: Path, resume=False, stop_at=None, cfg=CFG, poison=None, dropout=0.1, layers=1):
+def _run(out: Path, resume=False, stop_at=None, cfg=CFG, poison=None, dropout=0.1, layers=1, clock=time.perf_counter):
     torch.manual_seed(0)
     model = RNNLM(ModelConfig(vocab_size=17, embed_size=16, hidden_size=16, dropout=dropout, num_layers=layers))
     resume_from = None
@@ -41,7 +41,7 @@ def _run(out: Path, resume=False, stop_at=None, cfg=CFG, poison=None, dropout=0.
 
     train_ids, val_ids = split_ids(IDS, (0.9, 0.1))
     trainer = Trainer(model, cfg, TBPTTBatches(train_ids, 4, 8), val_ids, torch.device("cpu"), out,
-                      {"config": {"train": cfg.to_dict()}}, callbacks=[on_event], resume_from=resume_from)
+                      {"config": {"train": cfg.to_dict()}}, callbacks=[on_event], resume_from=resume_from, clock=clock)
     if poison is not None:
         poison(trainer)
     return trainer, losses
@@ -99,6 +99,50 @@ def test_a_slow_start_does_not_shorten_a_time_budget(tmp_path):
     assert summary["elapsed_s"] >= 0.85 * cfg.max_time_s  # the first plan alone stopped at ~60% of it
 
 
+class FakeClock:
+    """Seconds that pass only when a test says so."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.mark.parametrize("extra", [{}, {"max_steps": 100_000}, {"epochs": 1000.0}])
+def test_time_budget_schedule_ends_with_the_budget_when_steps_slow_down(tmp_path, extra):
+    """Steps 60% slower after step 300; validations cost time too.  The cosine must still reach its floor
+    when the time is up, with no jump in the learning rate at any refit, whatever other budget is given."""
+    clock = FakeClock()
+    cfg = CFG.replace(**{"max_steps": None, "max_time_s": 60.0, "calibrate_steps": 10, "eval_every_s": 5.0,
+                         "warmup_steps": 5, **extra})
+    trainer, _ = _run(tmp_path, cfg=cfg, dropout=None, clock=clock)
+    lrs, dropouts = [], set()
+    step, validate = trainer.train_step, trainer.validate
+
+    def timed_step():
+        clock.t += 0.05 if trainer.state.step < 300 else 0.08
+        loss = step()
+        lrs.append(trainer.state.lr)
+        if trainer.state.time_fitted:
+            dropouts.add(trainer.model.dropout)
+        return loss
+
+    def timed_validate():
+        clock.t += 0.2
+        return validate()
+
+    trainer.train_step, trainer.validate = timed_step, timed_validate
+    summary = trainer.run()
+    assert summary["stop_reason"] == "budget" and summary["elapsed_s"] >= 0.97 * cfg.max_time_s
+    assert trainer.state.total_steps < 1000  # the time budget, not the step or epoch one, set the count
+    floor = cfg.lr * cfg.min_lr_ratio
+    assert lrs[-1] <= floor * 1.2, (lrs[-1], floor, len(lrs), trainer.state.total_steps)
+    jumps = np.abs(np.diff(lrs[cfg.warmup_steps:])) / cfg.lr
+    assert jumps.max() < 0.01  # a refit without the anchor jumped by ~0.2 here
+    assert len(dropouts) == 1  # auto dropout fixed at the first fit, refits leave it
+
+
 def test_loss_decreases_and_checkpoints_hold_val_bpc(tmp_path):
     trainer, losses = _run(tmp_path, cfg=CFG.replace(max_steps=60))
     summary = trainer.run()
@@ -142,3 +186,34 @@ def test_single_nan_step_recovers(tmp_path):
     summary = trainer.run()
     assert summary["steps"] == CFG.max_steps and trainer.state.lr_scale == 0.5
     assert len(losses) == CFG.max_steps - 1  # the bad step logged no loss
+
+
+def test_resume_on_another_number_of_ranks_restarts_the_streams(tmp_path):
+    """A run saved on 2 ranks resumed on 1: its state must not be rank 0's stream state (other rows now)."""
+    from rnnlm.checkpoint import save_checkpoint
+
+    trainer, _ = _run(tmp_path, cfg=CFG.replace(max_steps=5))
+    trainer.run()
+    meta, tensors = load_checkpoint(tmp_path / "latest.safetensors")
+    assert tensors["hidden.0.h"].abs().sum() > 0
+    tensors["hidden.1.h"], tensors["rng.1.torch"] = tensors["hidden.0.h"] + 1, tensors["rng.0.torch"].clone()
+    save_checkpoint(tmp_path / "latest.safetensors", tensors, dict(meta, world_size=2))
+    resumed, _ = _run(tmp_path, resume=True, cfg=CFG.replace(max_steps=8))
+    assert all(float(h.abs().sum()) == 0.0 for h in resumed.hidden)
+
+
+def test_carried_state_is_float32_and_a_bf16_state_is_cast_on_restore(tmp_path):
+    """Autocast computes bf16 states; the carried (and saved) state stays float32, and an older bf16 one is cast."""
+    from rnnlm.checkpoint import save_checkpoint
+
+    trainer, _ = _run(tmp_path, cfg=CFG.replace(max_steps=3, precision="bf16"))
+    trainer.autocast_dtype = torch.bfloat16
+    trainer.run()
+    assert all(h.dtype == torch.float32 for h in trainer.hidden)
+    meta, tensors = load_checkpoint(tmp_path / "latest.safetensors")
+    assert tensors["hidden.0.h"].dtype == torch.float32
+    tensors["hidden.0.h"] = tensors["hidden.0.h"].bfloat16()  # what a checkpoint saved before this change holds
+    save_checkpoint(tmp_path / "latest.safetensors", tensors, meta)
+    resumed, _ = _run(tmp_path, resume=True, cfg=CFG.replace(max_steps=5, precision="fp32"))
+    assert all(h.dtype == torch.float32 for h in resumed.hidden)
+    resumed.run()  # an fp32 cell with the restored state: no dtype error

@@ -8,15 +8,15 @@ exit code CONVENTIONS.md assigns (2 unusable input, 1 failure while working,
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 
 import click
-import torch
 
 from .. import __version__
+from ..config import DEFAULT_SPLIT
 from ..errors import RnnlmError
 
-DEFAULT_MAX_TIME_S = 600.0
 _UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600}
 
 
@@ -26,6 +26,9 @@ def parse_duration(text: str) -> float:
     if not match or float(match.group(1)) <= 0:
         raise click.BadParameter(f"{text!r} is not a positive duration like 90, 90s, 5m or 1h")
     return float(match.group(1)) * _UNITS[match.group(2) or ""]
+
+
+SPLIT_TEXT = ",".join(f"{f:g}" for f in DEFAULT_SPLIT)  # the --split default as typed
 
 
 def parse_split(ctx, param, value: str) -> tuple[float, ...]:
@@ -44,6 +47,22 @@ class Duration(click.ParamType):
             return value if isinstance(value, float) else parse_duration(value)
         except click.BadParameter as exc:
             self.fail(str(exc), param, ctx)
+
+
+def given_flags(ctx: click.Context) -> set[str]:
+    """Parameters the user typed (or set through the environment), as opposed to defaults: click's own record.
+
+    The one place that tells them apart (CONVENTIONS.md, "Flags given vs defaults").
+    """
+    sources = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+    return {name for name in ctx.params if ctx.get_parameter_source(name) in sources}
+
+
+def warn_ignored(flags: set[str], why: str) -> None:
+    """One warning naming every given flag that cannot apply, so nothing is dropped silently."""
+    if flags:
+        names = ", ".join(f"--{name.replace('_', '-')}" for name in sorted(flags))
+        warnings.warn(f"{names} ignored: {why}", stacklevel=2)
 
 
 def print_result(renderable) -> None:
@@ -99,18 +118,34 @@ class Group(click.Group):
         except Exception as exc:
             if (ctx.obj or {}).get("debug"):
                 raise
-            raise _clean(exc) from exc
+            raise _clean(exc, ctx.invoked_subcommand) from exc
         except KeyboardInterrupt as exc:
             if (ctx.obj or {}).get("debug"):
                 raise
             raise CleanError("interrupted", 130) from exc
 
 
-def _clean(exc: BaseException) -> click.ClickException:
+# What to lower when a command runs out of memory, named per command (train's flags mean nothing to eval).
+OOM_HINTS = {
+    "train": "lower --batch-size, --bptt or --hidden",
+    "compare": "lower --batch-size, --bptt or --params",
+    "generate": "lower --num-samples, or use --device cpu",
+    "eval": "lower --window, or use --device cpu",
+}
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, or torch's CUDA out-of-memory error (torch is only looked up when already imported)."""
+    torch = sys.modules.get("torch")
+    return isinstance(exc, MemoryError) or (torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError))
+
+
+def _clean(exc: BaseException, command: str | None = None) -> click.ClickException:
     if isinstance(exc, RnnlmError):
         return CleanError(str(exc), exc.exit_code)
-    if isinstance(exc, torch.cuda.OutOfMemoryError) or isinstance(exc, MemoryError):
-        return CleanError("out of memory: lower --batch-size, --bptt or --hidden", 1)
+    if _out_of_memory(exc):
+        hint = OOM_HINTS.get(command or "", "use a smaller model or input")
+        return CleanError(f"out of memory: {hint}", 1)
     if isinstance(exc, BrokenPipeError):
         return CleanError("output closed early", 1)
     return CleanError(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import CELLS, TOKENIZERS, TrainConfig
-from . import DROPOUT_HELP, DropoutRate, cli, parse_duration, parse_split, print_result
+from . import DROPOUT_HELP, SPLIT_TEXT, DropoutRate, cli, parse_duration, parse_split, print_result
 
 
 def parse_budget(text: str) -> dict:
@@ -59,7 +59,7 @@ def _budget(ctx, param, value):
 @click.option("--bptt", type=click.IntRange(min=1), default=TrainConfig.bptt, help="Truncated-BPTT window T (all runs).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=TrainConfig.batch_size, help="Parallel streams B (all runs).")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, help="Seeds per configuration (table shows mean ± std).")
-@click.option("--split", callback=parse_split, default="0.9,0.05,0.05", help="train,val,test fractions (test is required).")
+@click.option("--split", callback=parse_split, default=SPLIT_TEXT, help="train,val,test fractions (test is required).")
 @click.option("--tokenizers", callback=_csv(TOKENIZERS), default="char", help="Tokenizers to compare (char, bpe, unigram).")
 @click.option("--vocab-size", type=click.IntRange(min=1), default=None, help="Subword vocabulary size (with bpe/unigram).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", help="Training precision.")
@@ -79,8 +79,7 @@ def compare(corpus, cells, layers, budget, match, params_target, hidden, embed, 
 
     paths = [Path(p) for p in corpus]
     out = Path(out) if out else Path("checkpoints") / f"compare-{paths[0].stem}"
-    base = TrainConfig(split=split, precision=precision, max_time_s=600.0, vocab_size=vocab_size or 0, bptt=bptt,
-                       batch_size=batch_size)
+    base = TrainConfig(split=split, precision=precision, vocab_size=vocab_size or 0, bptt=bptt, batch_size=batch_size)
     console = Console(stderr=True)
     results = run_comparison(
         paths, out, cells=cells, layers=layers, match=match, hidden=hidden, params_target=params_target,

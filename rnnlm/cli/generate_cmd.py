@@ -9,7 +9,18 @@ from pathlib import Path
 
 import click
 
+from ..errors import InputError
 from . import cli
+
+def read_prompt(path: Path) -> str:
+    """A prompt file's text; not UTF-8 is bad input (exit 2) with the byte offset, like a bad corpus."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"--prompt-file {path} is not valid UTF-8 at byte offset {exc.start}; convert it to UTF-8") from None
+    except OSError as exc:
+        raise InputError(f"cannot read --prompt-file {path}: {exc.strerror or exc}") from None
+
 
 def load_for_cli(checkpoint: str | None, latest: bool, device: str = "cpu"):
     """Load a model, saying which run was picked when none was named."""
@@ -51,7 +62,7 @@ def generate(checkpoint, latest, prompt, prompt_file, length, temperature, top_k
     rnnlm generate --num-samples 4 --top-p 0.9 --seed 1 --json
     """
     if prompt_file:
-        prompt = Path(prompt_file).read_text(encoding="utf-8")
+        prompt = read_prompt(Path(prompt_file))
     lm = load_for_cli(checkpoint, latest, device)
     if quantize == "int8":
         lm.quantize_int8()

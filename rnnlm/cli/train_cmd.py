@@ -6,11 +6,16 @@ from pathlib import Path
 
 import click
 
-from ..config import CELLS, PRECISIONS, TOKENIZERS, ModelConfig, TrainConfig
-from . import DEFAULT_MAX_TIME_S, DROPOUT_HELP, DropoutRate, Duration, cli, parse_split
+from ..config import CELLS, DEFAULT_MAX_TIME_S, PRECISIONS, TOKENIZERS, ModelConfig, TrainConfig
+from . import DROPOUT_HELP, SPLIT_TEXT, DropoutRate, Duration, cli, given_flags, parse_split, warn_ignored
 
 _D = TrainConfig()
 _M = ModelConfig()
+# With --resume only these flags apply (the budget, the cadence of validation and saving, where and how it runs);
+# with --init-from every flag applies except the model's shape and vocabulary, which come from the checkpoint.
+RESUME_APPLIES = {"corpus", "resume", "out", "threads", "max_time", "max_steps", "epochs", "eval_every", "save_every",
+                  "keep", "patience", "precision", "device"}
+INIT_FROM_KEEPS = {"cell", "layers", "hidden", "embed", "tie", "tokenizer", "vocab_size", "min_char_count"}
 
 
 @cli.command()
@@ -34,7 +39,7 @@ _M = ModelConfig()
 @click.option("--patience", type=click.IntRange(min=0), default=_D.patience, help="Stop after N validations without improvement (0 = never).")
 @click.option("--save-every", type=Duration(), default=_D.save_every_s, help="Write latest.safetensors every DURATION.")
 @click.option("--keep", type=click.IntRange(min=0), default=_D.keep, help="Also keep the newest N step-N.safetensors snapshots.")
-@click.option("--split", callback=parse_split, default="0.9,0.05,0.05", help="train,val[,test] fractions of the corpus characters (contiguous).")
+@click.option("--split", callback=parse_split, default=SPLIT_TEXT, help="train,val[,test] fractions of the corpus characters (contiguous).")
 @click.option("--val-file", type=click.Path(dir_okay=False), default=None, help="Validate on this file instead of a split of the corpus.")
 @click.option("--tokenizer", type=click.Choice(TOKENIZERS), default="char", help="Characters, or sentencepiece bpe/unigram subwords.")
 @click.option("--vocab-size", type=click.IntRange(min=1), default=None, help="Subword vocabulary size (with --tokenizer bpe|unigram).")
@@ -61,12 +66,25 @@ def train(ctx: click.Context, corpus, cell, layers, hidden, embed, dropout, tie,
     from ..progress import TrainProgress
 
     budgets = {"max_time_s": max_time, "max_steps": max_steps, "epochs": epochs}
-    given = {k: v for k, v in budgets.items() if v is not None}
-    if not given:  # on --resume the run's own budget applies; this config only carries the options
+    given_budgets = {k: v for k, v in budgets.items() if v is not None}
+    if not given_budgets:  # on --resume the run's own budget applies; this config only carries the options
         budgets["max_time_s"] = DEFAULT_MAX_TIME_S
-    config = TrainConfig(**budgets, eval_every_s=eval_every, save_every_s=save_every, vocab_size=vocab_size or 0, **opts)
+    given = given_flags(ctx)
+    if resume:
+        config = None  # the run's stored config, with the overrides below
+        warn_ignored(given - RESUME_APPLIES, "a resumed run keeps its stored model, data and optimiser settings")
+        overrides = {**({**{k: None for k in budgets}, **given_budgets} if given_budgets else {}),
+                     **{field: value for flag, (field, value) in {
+                         "eval_every": ("eval_every_s", eval_every), "save_every": ("save_every_s", save_every),
+                         **{name: (name, opts[name]) for name in ("keep", "patience", "precision", "device")},
+                     }.items() if flag in given}}
+    else:
+        overrides = None
+        if init_from:
+            warn_ignored(given & INIT_FROM_KEEPS, "fine-tuning keeps the checkpoint's model shape and vocabulary")
+            vocab_size, opts = None, {**opts, "tokenizer": "char", "min_char_count": 0}  # both come from the checkpoint
+        config = TrainConfig(**budgets, eval_every_s=eval_every, save_every_s=save_every, vocab_size=vocab_size or 0, **opts)
     model = ModelConfig(cell=cell, num_layers=layers, hidden_size=hidden, embed_size=embed, dropout=dropout, tie_weights=tie)
-    overrides = {**{k: None for k in budgets}, **given} if given else None
     progress = TrainProgress()
     try:
         api_train(list(corpus), model=model, config=config, out=out, resume=resume, init_from=init_from,
