@@ -22,7 +22,7 @@ import torch.distributed as dist
 from .checkpoint import load_checkpoint, prefixed, resolve_checkpoint
 from .config import ModelConfig, TrainConfig
 from .corpus import read_text
-from .data import TBPTTBatches, encode_splits
+from .data import TBPTTBatches, encode_splits, scope_segments, split_chars, val_scope
 from .device import dist_env, resolve_autocast, resolve_device, set_threads
 from .errors import InputError
 from .model import RNNLM
@@ -42,6 +42,14 @@ def _newest_run(corpus: Path, root: Path = Path("checkpoints")) -> Path:
     if not runs:
         raise InputError(f"--resume: no run for {corpus.name} under {root}/; pass --out RUN_DIR")
     return runs[-1].parent
+
+
+def _phase_events(callbacks: Sequence[Callable[[Event], None]]) -> Callable[[str, int, int], None]:
+    """Progress of the phases before training (scanning, encoding, a subword model) as trainer-style events."""
+    def report(name: str, done: int, total: int) -> None:
+        for callback in callbacks:
+            callback(Event("phase", 0, None, 0.0, {"name": name, "done": done, "total": total}))
+    return report
 
 
 def _broadcast_tokenizer(tokenizer, kind: str, device: torch.device):
@@ -132,7 +140,8 @@ def train(
         out = Path(out) if out is not None else default_run_dir(paths[0], model_cfg.cell)
         cache = Path(cache_dir) if cache_dir is not None else out.parent / ".cache"
         share = (lambda tok: _broadcast_tokenizer(tok, config.tokenizer, device)) if world > 1 else None
-        tokenizer, splits, info = encode_splits(paths, config, tokenizer, cache, rank=rank, share=share)
+        tokenizer, splits, info = encode_splits(paths, config, tokenizer, cache, rank=rank, share=share,
+                                                progress=_phase_events(callbacks) if rank == 0 else None)
         if resume_from is not None and resume_from[0]["corpus"]["sha256"] != info.to_dict()["sha256"]:
             raise InputError(f"the corpus differs from the one {out} was trained on; resume needs the same files")
         val_ids = splits[1]
@@ -149,11 +158,14 @@ def train(
         batches = TBPTTBatches(splits[0], config.batch_size, config.bptt, rank, world)
         if len(val_ids) < 2:
             raise InputError(f"validation split too short ({len(val_ids)} tokens); use a bigger corpus or --split")
+        scope = val_scope(split_chars(val_ids, tokenizer))
         meta_out = {
             "config": {"model": model_cfg.to_dict(), "train": config.to_dict()},
             "tokenizer": tokenizer.to_dict(),
             "corpus": info.to_dict(),
-            "split": {"fractions": list(config.split), "tokens": [len(s) for s in splits], "val_file": str(val_file) if val_file else None},
+            "split": {"fractions": list(config.split), "tokens": [len(s) for s in splits],
+                      "val_file": str(Path(val_file).resolve()) if val_file else None},
+            "val_scope": scope,
         }
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
@@ -165,6 +177,7 @@ def train(
             callbacks=[*run_callbacks(out), *callbacks] if rank == 0 else [],
             rank=rank, world_size=world, resume_from=resume_from,
             static_tensors={k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tokenizer.tensors().items()},
+            val_segments=scope_segments(val_ids, tokenizer, scope),
         )
         summary = trainer.run()
         summary["epochs"] = trainer.state.step / batches.windows_per_epoch

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .config import ModelConfig, TrainConfig
 from .errors import InputError
 from .summary import model_params
@@ -138,7 +140,7 @@ def run_comparison(
     fairly across tokenizers; the n-gram baselines are character models.
     """
     from .api import train
-    from .data import encode_splits
+    from .data import encode_splits, scope_segments, val_scope
     from .baselines import kneser_ney, unigram
     from .lm import load
 
@@ -179,6 +181,9 @@ def run_comparison(
             marker.write_text(json.dumps(record) + "\n")
             runs.append(record)
     train_ids, val_ids, test_ids = splits
+    # Validation scores of the runs are on the fixed sample of a big split (data.val_scope): so are the baselines'.
+    segments = scope_segments(val_ids, chars, val_scope(len(val_ids)))
+    val_ids = np.concatenate(segments) if segments is not None else val_ids
     baselines = []
     for fit in (unigram, lambda tr, ev, v: kneser_ney(tr, ev, v, order=5)):
         val, test = fit(train_ids, val_ids, chars.vocab_size), fit(train_ids, test_ids, chars.vocab_size)

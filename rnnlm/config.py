@@ -97,7 +97,7 @@ class TrainConfig:
     max_steps: int | None = None
     epochs: float | None = None
     calibrate_steps: int = 30
-    eval_every_s: float = 30.0
+    eval_every_s: float | None = None  # None: auto, at least 30 s and validation ≤ 5% of the time (trainer.py)
     eval_streams: int = 32
     patience: int = 0
     split: tuple[float, ...] = DEFAULT_SPLIT
@@ -117,8 +117,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("lr", "clip", "eval_every_s", "save_every_s", "log_every_s"):
+        for name in ("lr", "clip", "save_every_s", "log_every_s"):
             _positive(name, getattr(self, name))
+        if self.eval_every_s is not None:
+            _positive("eval_every", self.eval_every_s)
         _fraction("min_lr_ratio", self.min_lr_ratio, upper_open=False)
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise InputError(f"weight_decay must be ≥ 0, got {self.weight_decay!r}")

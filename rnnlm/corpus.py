@@ -14,7 +14,7 @@ import codecs
 import hashlib
 import json
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from .tokenizer import CharTokenizer, codepoints
 CHUNK_BYTES = 1 << 20
 MAX_CODEPOINT = 0x110000
 CHANGED = "the corpus files changed while they were being read; run again"
+Progress = Callable[[str, int, int], None]  # (phase name, done, total): see progress.PhaseLines
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,13 +61,15 @@ def _check_path(path: Path) -> None:
         raise InputError(f"corpus file is empty: {path}; pass a UTF-8 text file with some text in it")
 
 
-def _iter_file(path: Path, chunk_bytes: int, digest) -> Iterator[str]:
+def _iter_file(path: Path, chunk_bytes: int, digest, on_bytes: Callable[[int], None] | None = None) -> Iterator[str]:
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0  # byte offset of the current block within the file
     try:
         with path.open("rb") as f:
             while block := f.read(chunk_bytes):
                 digest.update(block)
+                if on_bytes is not None:
+                    on_bytes(len(block))
                 nul = block.find(b"\0")
                 if nul >= 0:
                     raise InputError(f"{path} looks binary (NUL byte at offset {offset + nul}); pass a UTF-8 text file")
@@ -86,23 +89,32 @@ def _iter_file(path: Path, chunk_bytes: int, digest) -> Iterator[str]:
                          "(a character cut off at the end); convert it to UTF-8 or remove the last bytes")
 
 
-def iter_text(paths: Sequence[Path], chunk_bytes: int = CHUNK_BYTES, hashes: list[str] | None = None) -> Iterator[str]:
+def iter_text(paths: Sequence[Path], chunk_bytes: int = CHUNK_BYTES, hashes: list[str] | None = None,
+              progress: Progress | None = None, name: str = "reading corpus") -> Iterator[str]:
     """Validated text of the files joined with one newline, read ``chunk_bytes`` bytes at a time.
 
-    ``hashes`` (when given) receives each file's sha256 as its last chunk is read.
+    ``hashes`` (when given) receives each file's sha256 as its last chunk is read;
+    ``progress(name, bytes_done, bytes_total)`` follows the reads.
     """
+    on_bytes = None
+    if progress is not None:
+        total, done = sum(Path(p).stat().st_size for p in paths), [0]
+
+        def on_bytes(count: int) -> None:
+            done[0] += count
+            progress(name, done[0], total)
     for index, path in enumerate(paths):
         _check_path(path)
         if index:
             yield "\n"
         digest = hashlib.sha256()
-        yield from _iter_file(path, chunk_bytes, digest)
+        yield from _iter_file(path, chunk_bytes, digest, on_bytes)
         if hashes is not None:
             hashes.append(digest.hexdigest())
 
 
 def scan_corpus(paths: Sequence[str | Path], chunk_bytes: int = CHUNK_BYTES,
-                cache_dir: Path | None = None) -> CorpusInfo:
+                cache_dir: Path | None = None, progress: Progress | None = None) -> CorpusInfo:
     """One streaming pass: validate every file, hash it and count its characters.
 
     With ``cache_dir``, files already scanned (same sha256 and size) skip the
@@ -122,7 +134,7 @@ def scan_corpus(paths: Sequence[str | Path], chunk_bytes: int = CHUNK_BYTES,
             return info
     hashes = []
     counts = np.zeros(MAX_CODEPOINT, dtype=np.int64)
-    for text in iter_text(paths, chunk_bytes, hashes):
+    for text in iter_text(paths, chunk_bytes, hashes, progress, "scanning corpus"):
         points = codepoints(text)
         if points.size:
             counts[: int(points.max()) + 1] += np.bincount(points)
@@ -194,7 +206,7 @@ def _load_cached(path: Path, info: CorpusInfo, tokenizer: CharTokenizer) -> np.n
 
 
 def encode_char_corpus(info: CorpusInfo, tokenizer: CharTokenizer, cache_dir: Path | None = None,
-                       chunk_bytes: int = CHUNK_BYTES) -> np.ndarray:
+                       chunk_bytes: int = CHUNK_BYTES, progress: Progress | None = None) -> np.ndarray:
     """Ids of the whole corpus in the tokenizer's dtype; cached and memory-mapped when ``cache_dir`` is given.
 
     Characters outside the vocabulary map to ``<unk>`` when the tokenizer has
@@ -208,7 +220,7 @@ def encode_char_corpus(info: CorpusInfo, tokenizer: CharTokenizer, cache_dir: Pa
     out = np.empty(info.num_chars, dtype=tokenizer.dtype)
     pos = 0
     unknown = "unk" if tokenizer.unk_id is not None else "error"
-    for text in iter_text([Path(p) for p in info.paths], chunk_bytes):
+    for text in iter_text([Path(p) for p in info.paths], chunk_bytes, progress=progress, name="encoding corpus"):
         ids = tokenizer.encode_points(codepoints(text), unknown)
         if pos + len(ids) > info.num_chars:
             raise InputError(CHANGED)

@@ -45,24 +45,32 @@ def split_ids(ids: np.ndarray, fractions: tuple[float, ...]) -> tuple[np.ndarray
 
 
 def encode_splits(paths: list[Path], config: TrainConfig, tokenizer, cache_dir: Path | None, *,
-                  rank: int = 0, share: Callable | None = None):
+                  rank: int = 0, share: Callable | None = None, progress: Callable | None = None):
     """Tokenizer (built unless given) and the (train, val[, test]) id arrays, split by characters.
 
     A subword model is trained on rank 0 only; ``share`` (under torchrun) takes
     rank 0's model, or None on the other ranks, and returns rank 0's model on all.
+    ``progress(name, done, total)`` follows the long phases (see ``progress.PhaseLines``).
     """
-    info = scan_corpus(paths, cache_dir=cache_dir)
+    info = scan_corpus(paths, cache_dir=cache_dir, progress=progress)
     if config.tokenizer == "char":
         if tokenizer is None:
             tokenizer = CharTokenizer.from_counts(info.codepoints, info.counts, config.min_char_count)
         else:
             _check_coverage(tokenizer, info)
-        return tokenizer, split_ids(encode_char_corpus(info, tokenizer, cache_dir), config.split), info
+        return tokenizer, split_ids(encode_char_corpus(info, tokenizer, cache_dir, progress=progress), config.split), info
     text = read_text(paths)
     bounds = np.floor(np.cumsum((0.0,) + tuple(config.split)) * len(text)).astype(np.int64)
     parts = [text[bounds[i] : bounds[i + 1]] for i in range(len(config.split))]
     if tokenizer is None:
-        tokenizer = SentencePieceTokenizer.train(parts[0], config.tokenizer, config.vocab_size) if rank == 0 else None
+        tokenizer = None
+        if rank == 0:
+            phase = f"building the {config.tokenizer} model ({config.vocab_size:,} pieces)"
+            if progress is not None:
+                progress(phase, 0, 0)
+            tokenizer = SentencePieceTokenizer.train(parts[0], config.tokenizer, config.vocab_size)
+            if progress is not None:
+                progress(phase, 1, 0)
         if share is not None:
             tokenizer = share(tokenizer)
     return tokenizer, tuple(tokenizer.encode(p) for p in parts), info
@@ -77,6 +85,46 @@ def _check_coverage(tokenizer, info) -> None:
     if missing:
         shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing[:10])
         raise InputError(f"the checkpoint's vocabulary does not cover this corpus: {shown}")
+
+
+# Validation during training scores the whole split up to this many characters, else this many characters
+# in VAL_SEGMENTS evenly spaced segments (CONVENTIONS.md): a 5 MB split of a 6,000-character vocabulary took
+# minutes per validation; the sample costs the same on any corpus and is the same text for every cell,
+# tokenizer and baseline scored on it.
+VAL_SAMPLE_CHARS = 256_000
+VAL_SEGMENTS = 32
+
+
+def val_scope(num_chars: int, max_chars: int | None = None, segments: int | None = None) -> dict:
+    """What validation scores, chosen from the split's length alone; stored in every checkpoint's header.
+
+    ``{"kind": "whole", "chars": n}`` or ``{"kind": "sample", "chars": total,
+    "segment_chars": L, "offsets": [...]}``, offsets counted in characters of the split.
+    """
+    max_chars = VAL_SAMPLE_CHARS if max_chars is None else max_chars
+    segments = VAL_SEGMENTS if segments is None else segments
+    if num_chars <= max_chars:
+        return {"kind": "whole", "chars": int(num_chars)}
+    length = max_chars // segments
+    offsets = np.linspace(0, num_chars - length, segments).astype(np.int64)
+    return {"kind": "sample", "chars": int(length * segments), "segment_chars": int(length), "offsets": offsets.tolist()}
+
+
+def split_chars(ids: np.ndarray, tokenizer) -> int:
+    """Characters spelled by ``ids`` (one per id for a character tokenizer)."""
+    lengths = tokenizer.char_lengths()
+    return int(len(ids) if lengths is None else lengths[np.asarray(ids)].sum())
+
+
+def scope_segments(ids: np.ndarray, tokenizer, scope: dict | None) -> list[np.ndarray] | None:
+    """The id rows a sample scope scores (each cut at the same characters for any tokenizer); None: the whole split."""
+    if scope is None or scope["kind"] == "whole":
+        return None
+    length = scope["segment_chars"]
+    if tokenizer.char_lengths() is None:
+        return [np.asarray(ids[o : o + length]) for o in scope["offsets"]]
+    text = tokenizer.decode(np.asarray(ids))  # subword round-trips exactly (tests/test_tokenizer.py)
+    return [tokenizer.encode(text[o : o + length]) for o in scope["offsets"]]
 
 
 def min_train_tokens(batch_size: int, bptt: int, world_size: int = 1) -> int:

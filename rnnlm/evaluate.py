@@ -6,18 +6,21 @@ per token.  The text is cut into ``streams`` contiguous segments evaluated side
 by side, each carrying its hidden state from its own start — the streamed
 figure, batched so it costs one pass of the model rather than a batch-1 crawl.
 ``window`` instead scores fresh-state windows, as nanoGPT's evaluation does.
+Validation during training scores a fixed sample of the split (``data.val_scope``):
+the same rows, from fresh states, through :func:`evaluate_rows`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .device import autocast_context
+from .device import autocast_context, model_device
 from .errors import InputError
 from .model import RNNLM
 
@@ -53,35 +56,99 @@ class EvalResult:
         }
 
 
-def _score(model: RNNLM, rows: torch.Tensor, state, chunk: int, autocast_dtype) -> tuple[torch.Tensor, tuple]:
-    """Summed nats of predicting ``rows[:, 1:]`` from ``rows[:, :-1]`` (S, L+1), carrying ``state``."""
-    nats = torch.zeros((), dtype=torch.float64, device=rows.device)
-    seg_len = rows.shape[1] - 1
-    for t0 in range(0, seg_len, chunk):
-        t1 = min(t0 + chunk, seg_len)
-        with autocast_context(rows.device, autocast_dtype):
-            logits, state = model(rows[:, t0:t1], state)  # (S, t, V)
-        targets = rows[:, t0 + 1 : t1 + 1]  # (S, t)
-        nats += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum").double()
-    return nats, state
+# Logits held at once during evaluation, in elements (32 MB of float32): rows × chunk × vocabulary stays under
+# it, so a 6,000-character or 32k-piece vocabulary is scored in bounded memory (in smaller chunks).
+LOGITS_BUDGET = 1 << 23
+MAX_ROWS = 512
+
+
+def _rows_of(ids: np.ndarray, streams: int | None, window: int | None) -> list[np.ndarray]:
+    """Cut ``ids`` into rows scored from a fresh state, each predicting its ids after the first.
+
+    Consecutive rows overlap by one id (a row's last target is the next row's
+    first input), so every id but the very first is predicted exactly once.
+    ``streams``: that many equal contiguous segments; ``window``: rows of
+    ``window`` predictions each (nanoGPT's fresh-state windows).
+    """
+    n = len(ids) - 1
+    if window is not None:
+        bounds = list(range(0, n, window)) + [n]
+    else:
+        count = max(1, min(streams, n // 2))
+        bounds = [round(i * n / count) for i in range(count + 1)]
+    return [ids[a : b + 1] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 @torch.inference_mode()
+def evaluate_rows(
+    model: RNNLM,
+    rows: list[np.ndarray],
+    *,
+    token_chars: np.ndarray | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """Summed nats of predicting each row's ids after its first, every row from a fresh state.
+
+    Rows are batched (shorter ones padded, their padding ignored) and walked in
+    time chunks carrying the state, with rows × chunk × vocabulary capped by
+    ``LOGITS_BUDGET``.  ``progress(done, total)`` counts predicted ids.
+    """
+    rows = [np.asarray(r) for r in rows if len(r) >= 2]
+    if not rows:
+        raise InputError("evaluation text too short (need at least 2 tokens)")
+    device = model_device(model)
+    vocab = model.config.vocab_size
+    batch = max(1, min(MAX_ROWS, len(rows), LOGITS_BUDGET // (vocab * 32)))
+    total = sum(len(r) - 1 for r in rows)
+    nats = torch.zeros((), dtype=torch.float64, device=device)
+    done = 0
+    was_training = model.training
+    model.eval()
+    try:
+        for b0 in range(0, len(rows), batch):
+            group = rows[b0 : b0 + batch]
+            width = max(len(r) for r in group)
+            grid = np.zeros((len(group), width), dtype=np.int64)  # (S, L+1)
+            targets = np.full((len(group), width), -100, dtype=np.int64)  # -100: padding, ignored
+            for i, r in enumerate(group):
+                grid[i, : len(r)] = r
+                targets[i, : len(r) - 1] = r[1:]
+            x = torch.from_numpy(grid).to(device)
+            y = torch.from_numpy(targets).to(device)
+            chunk = max(1, min(256, LOGITS_BUDGET // (len(group) * vocab)))
+            state = model.init_state(len(group), device)
+            for t0 in range(0, width - 1, chunk):
+                t1 = min(t0 + chunk, width - 1)
+                with autocast_context(device, autocast_dtype):
+                    logits, state = model(x[:, t0:t1], state)  # (S, t, V)
+                nats += F.cross_entropy(logits.float().reshape(-1, vocab), y[:, t0:t1].reshape(-1),
+                                        reduction="sum", ignore_index=-100).double()
+                if progress is not None:
+                    done += int(np.count_nonzero(targets[:, t0:t1] != -100))
+                    progress(done, total)
+
+    finally:
+        model.train(was_training)
+    targets_all = np.concatenate([r[1:] for r in rows])
+    chars = int(len(targets_all) if token_chars is None else token_chars[targets_all].sum())
+    return EvalResult(nats=float(nats), tokens=int(len(targets_all)), chars=max(chars, 1))
+
+
 def evaluate_ids(
     model: RNNLM,
     ids: np.ndarray,
     *,
     token_chars: np.ndarray | None = None,
     streams: int = 32,
-    chunk: int = 256,
     window: int | None = None,
     autocast_dtype: torch.dtype | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
     """Score every id of ``ids`` (1-D) but the first, which has no context.
 
     Streamed: ``streams`` equal segments side by side, each carrying its state
-    from its own start; the few ids left over continue the last segment.
-    ``window``: fresh-state windows of that many ids (the last may be shorter).
+    from its own start.  ``window``: fresh-state windows of that many ids.
     ``token_chars[i]`` is how many characters id ``i`` spells; ``None`` means one
     per token, so the denominator is the characters of all predicted ids.
     """
@@ -89,32 +156,26 @@ def evaluate_ids(
         raise InputError(f"evaluation text too short: {len(ids)} tokens (need at least 2)")
     if window is not None and window <= 0:
         raise InputError(f"--window must be positive, got {window}")
-    device = next(model.parameters()).device
-    all_ids = torch.from_numpy(np.asarray(ids).astype(np.int64)).to(device)  # (N,)
-    n = len(all_ids) - 1
-    if window is not None:
-        streams, seg_len = max(1, n // window), min(window, n)
-    else:
-        streams = max(1, min(streams, n // 2))
-        seg_len = n // streams
-    starts = torch.arange(streams, device=device) * seg_len
-    grid = all_ids[starts[:, None] + torch.arange(seg_len + 1, device=device)[None, :]]  # (S, L+1)
-    was_training = model.training
-    model.eval()
-    try:
-        nats = torch.zeros((), dtype=torch.float64, device=device)
-        batch = 512 if window is not None else streams
-        for b0 in range(0, streams, batch):
-            rows = grid[b0 : b0 + batch]
-            part, state = _score(model, rows, model.init_state(rows.shape[0], device), chunk if window is None else window, autocast_dtype)
-            nats += part
-        tail = all_ids[streams * seg_len :].unsqueeze(0)  # (1, r+1)
-        if tail.shape[1] > 1:
-            carried = model.init_state(1, device) if window is not None else tuple(s[:, -1:].contiguous() for s in state)
-            part, _ = _score(model, tail, carried, chunk, autocast_dtype)
-            nats += part
-    finally:
-        model.train(was_training)
-    targets = all_ids[1:].cpu().numpy()
-    chars = int(len(targets) if token_chars is None else token_chars[targets].sum())
-    return EvalResult(nats=float(nats), tokens=int(len(targets)), chars=max(chars, 1))
+    rows = _rows_of(np.asarray(ids), streams, window)
+    return evaluate_rows(model, rows, token_chars=token_chars, autocast_dtype=autocast_dtype, progress=progress)
+
+
+def evaluate_scope(
+    model: RNNLM,
+    ids: np.ndarray,
+    segments: list[np.ndarray] | None,
+    *,
+    token_chars: np.ndarray | None = None,
+    streams: int = 32,
+    window: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """Score a validation scope: ``segments`` (a fixed sample, see ``data.val_scope``), or all of ``ids`` when None.
+
+    Each sampled segment starts from a fresh state, like each stream of the
+    whole-text figure; with ``window`` every segment is cut into windows.
+    """
+    if segments is None:
+        return evaluate_ids(model, ids, token_chars=token_chars, streams=streams, window=window, progress=progress)
+    rows = segments if window is None else [row for seg in segments for row in _rows_of(seg, None, window)]
+    return evaluate_rows(model, rows, token_chars=token_chars, progress=progress)

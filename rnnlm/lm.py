@@ -17,10 +17,10 @@ import torch
 from .checkpoint import load_checkpoint, prefixed, resolve_checkpoint
 from .config import ModelConfig, TrainConfig
 from .corpus import read_text
-from .data import encode_splits
+from .data import encode_splits, scope_segments
 from .device import model_device, resolve_device
 from .errors import InputError
-from .evaluate import EvalResult, evaluate_ids
+from .evaluate import EvalResult, evaluate_ids, evaluate_scope
 from .model import RNNLM
 from .sample import SamplingConfig, generate_texts, stream_text
 from .tokenizer import describe_chars, tokenizer_from_state
@@ -72,7 +72,12 @@ class LanguageModel:
         return stream_text(self.module, self.tokenizer, prompt, cfg, echo=echo, bos_id=self._bos())
 
     def evaluate(self, text: str | None = None, *, file: str | Path | None = None, window: int | None = None) -> EvalResult:
-        """Score ``text`` or ``file``; neither means the checkpoint's own validation split (needs the corpus)."""
+        """Score all of ``text`` or ``file`` (the hidden state streamed through it, or fresh ``window``s)."""
+        return evaluate_ids(self.module, self._encode(text, file), token_chars=self.tokenizer.char_lengths(),
+                            streams=self.train_config.eval_streams, window=window)
+
+    def _encode(self, text: str | None, file: str | Path | None):
+        """Ids of ``text`` or ``file``; characters outside the vocabulary map to ``<unk>`` (warned) or are an error."""
         if file is not None:
             text = read_text([Path(file)])
         if text is None:
@@ -83,29 +88,37 @@ class LanguageModel:
             count = sum(1 for c in text if c in missing)
             warnings.warn(f"{count:,} characters of the evaluated text ({len(unknown)} distinct) are not in the "
                           f"vocabulary and map to <unk>: {describe_chars(unknown, 5)}", stacklevel=2)
-        ids = self.tokenizer.encode(text, unknown="unk" if unknown and self.tokenizer.unk_id is not None else "error")
-        return evaluate_ids(self.module, ids, token_chars=self.tokenizer.char_lengths(),
-                            streams=self.train_config.eval_streams, window=window)
+        return self.tokenizer.encode(text, unknown="unk" if unknown and self.tokenizer.unk_id is not None else "error")
 
-
-    def evaluate_split(self, split: str = "val", *, window: int | None = None) -> EvalResult:
+    def evaluate_split(self, split: str = "val", *, window: int | None = None, full: bool = False,
+                       progress=None) -> EvalResult:
         """Score the run's own validation or test split, re-read from the corpus files it names.
 
         The split is recomputed exactly as training made it (same tokenizer, same
-        fractions), so on ``val`` this equals the checkpoint's stored ``val_bpc``.
+        fractions).  On ``val`` the default is the scope training validated on
+        (the header's ``val_scope``: the whole split, or a fixed sample of a big
+        one), so it equals the checkpoint's stored ``val_bpc``; ``full`` scores
+        the whole split.
         """
         index = {"train": 0, "val": 1, "test": 2}[split]
         val_file = self.meta["split"].get("val_file")
         if split == "val" and val_file:
-            return self.evaluate(file=val_file, window=window)
-        paths = [Path(p) for p in self.meta["corpus"]["paths"]]
-        _, splits, info = encode_splits(paths, self.train_config, self.tokenizer, None)
-        if info.to_dict()["sha256"] != self.meta["corpus"]["sha256"]:
-            raise InputError("the corpus files changed since training; pass the text to evaluate as FILE")
-        if index >= len(splits):
-            raise InputError(f"this run has no {split} split (its split was {self.train_config.split})")
-        return evaluate_ids(self.module, splits[index], token_chars=self.tokenizer.char_lengths(),
-                            streams=self.train_config.eval_streams, window=window)
+            ids = self._encode(None, val_file)
+        else:
+            paths = [Path(p) for p in self.meta["corpus"]["paths"]]
+            for path in paths:
+                if not path.exists():
+                    raise InputError(f"the run's corpus file {path} is gone; pass the text to evaluate as FILE")
+            _, splits, info = encode_splits(paths, self.train_config, self.tokenizer, None)
+            if info.to_dict()["sha256"] != self.meta["corpus"]["sha256"]:
+                raise InputError("the corpus files changed since training; pass the text to evaluate as FILE")
+            if index >= len(splits):
+                raise InputError(f"this run has no {split} split (its split was {self.train_config.split})")
+            ids = splits[index]
+        scope = self.meta.get("val_scope") if split == "val" and not full else None
+        return evaluate_scope(self.module, ids, scope_segments(ids, self.tokenizer, scope),
+                              token_chars=self.tokenizer.char_lengths(), streams=self.train_config.eval_streams,
+                              window=window, progress=progress)
 
 
 def load(path: str | Path | None = None, *, latest: bool = False, device: str = "cpu") -> LanguageModel:

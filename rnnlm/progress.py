@@ -25,6 +25,7 @@ class TrainProgress:
         self.fields = {"loss": float("nan"), "bpc": float("nan"), "val": float("nan"), "speed": 0.0}
         self.progress: Progress | None = None
         self.task = None
+        self.phases = PhaseLines(self.console)
 
     def __call__(self, event: Event) -> None:
         handler = getattr(self, f"on_{event.kind}", None)
@@ -72,6 +73,9 @@ class TrainProgress:
         self.fields["val"] = event.data["val_bpc"]
         self._update(event)
 
+    def on_phase(self, event: Event) -> None:
+        self.phases(event.data["name"], event.data["done"], event.data["total"])
+
     def on_warning(self, event: Event) -> None:
         self.console.print(f"[yellow]warning:[/] {event.data['message']}")
 
@@ -91,3 +95,33 @@ class TrainProgress:
         """Stop the live display (after an error or an interrupt)."""
         if self.progress is not None:
             self.progress.stop()
+
+
+class PhaseLines:
+    """Long phases (scanning, encoding, building a subword model, validating) as plain stderr lines.
+
+    Called as ``(name, done, total)``: a line every ``every_s`` seconds while a
+    phase runs, and one when it ends if it took a second or more, so a small
+    corpus stays quiet and a 100 MB one never looks stuck.  ``total == 0``
+    announces a phase with no measure of its own (a sentencepiece build).
+    """
+
+    def __init__(self, console: Console | None = None, every_s: float = 5.0) -> None:
+        self.console = console or Console(stderr=True, soft_wrap=True)
+        self.every_s = every_s
+        self.name: str | None = None
+        self.start = self.last = 0.0
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if name != self.name:
+            self.name, self.start, self.last = name, now, now
+            if total == 0:
+                self.console.print(f"{name}…", highlight=False)
+        if total and done >= total or total == 0 and done:
+            if now - self.start >= 1.0:
+                self.console.print(f"{name}: done in {now - self.start:.1f} s", highlight=False)
+            self.name = None
+        elif total and now - self.last >= self.every_s:
+            self.last = now
+            self.console.print(f"{name}: {100 * done / total:.0f}% ({now - self.start:.0f} s)", highlight=False)

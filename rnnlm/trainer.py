@@ -31,7 +31,7 @@ from .config import TrainConfig
 from .data import TBPTTBatches
 from .errors import Interrupted, RnnlmError
 from .device import autocast_context
-from .evaluate import EvalResult, evaluate_ids
+from .evaluate import EvalResult, evaluate_scope
 from .model import RNNLM, State, detach_state, num_parameters
 from .schedule import StopFlag, auto_dropout, cosine_progress, effective_warmup, lr_factor
 from .state import TrainState, build_checkpoint, restore_training
@@ -55,6 +55,16 @@ Callback = Callable[[Event], None]
 # 20–50 62 ms, the rest of the run 60–62 ms; starting at step 5 made 3–15 minute runs end 5% early.
 CALIBRATE_SKIP = 20
 
+# Auto validation cadence (no --eval-every): every EVAL_EVERY_MIN_S at most, and never more than EVAL_SHARE of
+# the time.  A 256k-character sample with a 6,209-character vocabulary costs ~15 s on 2 cores: at 10% a 3-minute
+# run on such a corpus spent a fifth of its wall time outside training (with the final validation); at 5% it
+# validates at its first fit (when cheap) and at the end.
+EVAL_EVERY_MIN_S = 30.0
+EVAL_SHARE = 0.05
+# The first fit validates only when a probe says it costs at most this share of the time budget.
+CHEAP_FIRST_EVAL = 0.02
+PROBE_IDS = 4097
+
 
 class Trainer:
     """Runs one training job for one rank; only rank 0 writes files and emits events."""
@@ -77,6 +87,7 @@ class Trainer:
         resume_from: tuple[dict, dict] | None = None,
         static_tensors: dict[str, torch.Tensor] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        val_segments: list | None = None,
     ) -> None:
         self.model, self.config, self.batches, self.val_ids = model, config, batches, val_ids
         self.device, self.out_dir, self.meta = device, Path(out_dir), meta
@@ -85,6 +96,7 @@ class Trainer:
         self.rank, self.world_size = rank, world_size
         self.static_tensors = static_tensors or {}
         self.clock = clock
+        self.val_segments = val_segments  # the fixed validation sample (data.val_scope), or None: all of val_ids
         self.net = model
         if world_size > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
@@ -160,8 +172,30 @@ class Trainer:
     def _elapsed(self) -> float:
         return self.state.elapsed_s + (self.clock() - self._t0 if hasattr(self, "_t0") else 0.0)
 
-    def validate(self) -> EvalResult:
-        return evaluate_ids(self.model, self.val_ids, token_chars=self.token_chars, streams=self.config.eval_streams)
+    def validate(self, probe: bool = False) -> EvalResult:
+        """Score the validation scope; ``probe`` scores only its first ``PROBE_IDS`` ids (to time it)."""
+        if probe:
+            ids = (self.val_segments[0] if self.val_segments else self.val_ids)[:PROBE_IDS]
+            return evaluate_scope(self.model, ids, None, token_chars=self.token_chars, streams=4)
+        return evaluate_scope(self.model, self.val_ids, self.val_segments, token_chars=self.token_chars,
+                              streams=self.config.eval_streams, progress=self.phase("validating"))
+
+    def _probe_eval_cost(self) -> float:
+        """Seconds a validation would take, extrapolated from scoring its first few thousand ids."""
+        start = self.clock()
+        probed = self.validate(probe=True)
+        scope_ids = sum(len(s) for s in self.val_segments) if self.val_segments else len(self.val_ids)
+        return (self.clock() - start) * scope_ids / max(1, probed.tokens)
+
+    def eval_interval(self) -> float:
+        """Seconds of training between validations: ``--eval-every``, or the auto cadence."""
+        if self.config.eval_every_s is not None:
+            return self.config.eval_every_s
+        return max(EVAL_EVERY_MIN_S, getattr(self, "eval_cost_s", 0.0) / EVAL_SHARE)
+
+    def phase(self, name: str) -> Callable[[int, int], None]:
+        """A progress callback for a long phase: ``phase`` events (rendered on stderr by progress.py)."""
+        return lambda done, total: self.emit("phase", name=name, done=done, total=total)
 
     def save(self, name: str, val: EvalResult | None = None) -> Path | None:
         """Write ``name``.safetensors on rank 0; every rank takes part (hidden states and RNG are gathered)."""
@@ -186,7 +220,7 @@ class Trainer:
         Under DDP rank 0's count is broadcast.
         """
         remaining = self.config.max_time_s - self._elapsed()
-        evals = remaining / self.config.eval_every_s
+        evals = remaining / self.eval_interval()
         usable = max(0.0, remaining - evals * eval_time_s)
         total = self.state.step + int(usable / max(step_time_s, 1e-9))
         if self.world_size > 1:
@@ -306,7 +340,7 @@ class Trainer:
             while True:
                 now = self.clock()
                 stop, do_eval, do_save = self._agree(
-                    self._over_budget(), steps_this_run > 0 and now - last_eval >= cfg.eval_every_s,
+                    self._over_budget(), steps_this_run > 0 and now - last_eval >= self.eval_interval(),
                     now - last_save >= cfg.save_every_s)
                 if stop:
                     break
@@ -338,7 +372,12 @@ class Trainer:
                         mark = (st.step, now, pause_s)
                     elif mark is not None and not st.time_fitted and st.step - mark[0] >= cfg.calibrate_steps:
                         seconds = step_time(now)
-                        self._evaluate_and_save()
+                        estimate = self._probe_eval_cost()
+                        costly = cfg.eval_every_s is None and estimate > CHEAP_FIRST_EVAL * cfg.max_time_s
+                        if self._agree(costly)[0]:  # a big vocabulary's validation would eat the short budget
+                            self.eval_cost_s = estimate
+                        else:
+                            self._evaluate_and_save()
                         last_eval = self.clock()
                         self._calibrate(seconds, self.eval_cost_s)
                         window_t += last_eval - now

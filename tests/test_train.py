@@ -82,23 +82,6 @@ def test_auto_dropout_follows_the_step_budget_and_a_given_rate_is_kept(tmp_path,
     assert fixed.model.dropout == fixed.model.rnn.dropout == 0.3 and fixed.state.dropout is None
 
 
-def test_a_slow_start_does_not_shorten_a_time_budget(tmp_path):
-    """Calibration sees slow first steps; refits at the early validations win the time back."""
-    def slow_start(trainer):
-        original = trainer.train_step
-
-        def step():
-            if trainer.state.step < 40:
-                time.sleep(0.006)  # about twice a tiny step's time
-            return original()
-        trainer.train_step = step
-
-    cfg = CFG.replace(max_steps=None, max_time_s=3.0, calibrate_steps=10, eval_every_s=0.3)
-    trainer, _ = _run(tmp_path, cfg=cfg, poison=slow_start)
-    summary = trainer.run()
-    assert summary["elapsed_s"] >= 0.85 * cfg.max_time_s  # the first plan alone stopped at ~60% of it
-
-
 class FakeClock:
     """Seconds that pass only when a test says so."""
 
@@ -128,9 +111,9 @@ def test_time_budget_schedule_ends_with_the_budget_when_steps_slow_down(tmp_path
             dropouts.add(trainer.model.dropout)
         return loss
 
-    def timed_validate():
-        clock.t += 0.2
-        return validate()
+    def timed_validate(probe=False):
+        clock.t += 0.01 if probe else 0.2
+        return validate(probe)
 
     trainer.train_step, trainer.validate = timed_step, timed_validate
     summary = trainer.run()
@@ -141,6 +124,50 @@ def test_time_budget_schedule_ends_with_the_budget_when_steps_slow_down(tmp_path
     jumps = np.abs(np.diff(lrs[cfg.warmup_steps:])) / cfg.lr
     assert jumps.max() < 0.01  # a refit without the anchor jumped by ~0.2 here
     assert len(dropouts) == 1  # auto dropout fixed at the first fit, refits leave it
+
+
+def test_a_slow_start_does_not_shorten_a_time_budget(tmp_path):
+    """Calibration sees slow first steps (twice the steady time); refits win the time back."""
+    clock = FakeClock()
+    cfg = CFG.replace(max_steps=None, max_time_s=30.0, calibrate_steps=10, eval_every_s=3.0)
+    trainer, _ = _run(tmp_path, cfg=cfg, clock=clock)
+    step = trainer.train_step
+
+    def timed_step():
+        clock.t += 0.1 if trainer.state.step < 40 else 0.05
+        return step()
+
+    trainer.train_step = timed_step
+    summary = trainer.run()
+    assert summary["elapsed_s"] >= 0.97 * cfg.max_time_s  # the first plan alone stopped at ~60% of it
+
+
+def test_auto_validation_cadence_keeps_costly_validations_under_5_percent(tmp_path):
+    """A validation costing 20 s in a 600 s budget: no validation at the first fit, then one every 400 s."""
+    from rnnlm.trainer import EVAL_SHARE, PROBE_IDS
+
+    clock = FakeClock()
+    cfg = CFG.replace(max_steps=None, max_time_s=600.0, calibrate_steps=10, eval_every_s=None)
+    trainer, _ = _run(tmp_path, cfg=cfg, clock=clock)
+    step, validate = trainer.train_step, trainer.validate
+    spent = []
+
+    def timed_step():
+        clock.t += 0.1
+        return step()
+
+    def timed_validate(probe=False):
+        cost = 20.0 * (min(PROBE_IDS, len(trainer.val_ids)) / len(trainer.val_ids) if probe else 1.0)
+        clock.t += cost
+        spent.append((probe, cost, trainer.state.step))
+        return validate(probe)
+
+    trainer.train_step, trainer.validate = timed_step, timed_validate
+    summary = trainer.run()
+    periodic = [s for probe, s, at in spent if not probe][:-1]  # the last is the final validation, outside the budget
+    assert spent[0][0] and len(periodic) == 1, spent
+    assert sum(periodic) <= EVAL_SHARE * cfg.max_time_s
+    assert summary["elapsed_s"] >= 0.97 * cfg.max_time_s
 
 
 def test_loss_decreases_and_checkpoints_hold_val_bpc(tmp_path):

@@ -18,24 +18,37 @@ from .generate_cmd import load_for_cli
 @click.option("--latest", is_flag=True, help="With a run directory: use latest.safetensors, not best.")
 @click.option("--split", "which", type=click.Choice(["val", "test"]), default="val", help="Without FILE: which split of the run's corpus.")
 @click.option("--window", type=click.IntRange(min=1), default=None, help="Also score fresh-state windows of N tokens (nanoGPT's way).")
+@click.option("--full", is_flag=True, help="Score the whole validation split, not the fixed sample training validated on (big corpora).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", help="Where to run the model.")
-@click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", help="Score the int8 model that generate --quantize int8 samples from.")
-def evaluate(checkpoint, file, latest, which, window, as_json, device, quantize) -> None:
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run the model; auto takes CUDA when available.")
+@click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", help="Score the int8 model that generate --quantize int8 samples from (CPU).")
+def evaluate(checkpoint, file, latest, which, window, full, as_json, device, quantize) -> None:
     """Loss (nats), perplexity and bits per character of CHECKPOINT on FILE or on its own split.
 
     \b
-    rnnlm eval checkpoints/run                 # validation split of the run's corpus
+    rnnlm eval checkpoints/run                 # validation split of the run's corpus (as training scored it)
+    rnnlm eval checkpoints/run --full          # all of it, where training scored a fixed sample
     rnnlm eval checkpoints/run held-out.txt --json
     """
-    lm = load_for_cli(checkpoint, latest, device)
+    from ..progress import PhaseLines
+
+    lm = load_for_cli(checkpoint, latest, "cpu" if quantize == "int8" and device == "auto" else device)
     if quantize == "int8":
         lm.quantize_int8()
-    result = lm.evaluate(file=file) if file else lm.evaluate_split(which)
-    windowed = None
-    if window:
-        windowed = lm.evaluate(file=file, window=window) if file else lm.evaluate_split(which, window=window)
-    record = {**result.to_dict(), "checkpoint": str(lm.path), "file": file or f"{which} split"}
+    lines = PhaseLines()
+    scope = lm.meta.get("val_scope") or {}
+    sampled = which == "val" and not full and not file and scope.get("kind") == "sample"
+    label = f"{which} split" + (f" (fixed sample: {scope['chars']:,} characters; --full for all)" if sampled else "")
+
+    def score(window_size):
+        report = (lambda done, total: lines(f"scoring the {label}", done, total))
+        if file:
+            return lm.evaluate(file=file, window=window_size)
+        return lm.evaluate_split(which, window=window_size, full=full, progress=report)
+
+    result = score(None)
+    windowed = score(window) if window else None
+    record = {**result.to_dict(), "checkpoint": str(lm.path), "file": file or label}
     if windowed is not None:
         record["window"] = {"size": window, **windowed.to_dict()}
     if as_json:

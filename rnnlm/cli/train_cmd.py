@@ -35,7 +35,7 @@ INIT_FROM_KEEPS = {"cell", "layers", "hidden", "embed", "tie", "tokenizer", "voc
 @click.option("--max-time", type=Duration(), default=None, help=f"Time budget: 90, 90s, 5m, 1h [default: {int(DEFAULT_MAX_TIME_S // 60)}m when no budget is given].")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Step budget.")
 @click.option("--epochs", type=click.FloatRange(0, min_open=True), default=None, help="Budget in passes over the training split.")
-@click.option("--eval-every", type=Duration(), default=_D.eval_every_s, help="Validate every DURATION of training.")
+@click.option("--eval-every", type=Duration(), default=None, help="Validate every DURATION of training [default: auto: every 30 s, less often where validation would take over 5% of the time].")
 @click.option("--patience", type=click.IntRange(min=0), default=_D.patience, help="Stop after N validations without improvement (0 = never).")
 @click.option("--save-every", type=Duration(), default=_D.save_every_s, help="Write latest.safetensors every DURATION.")
 @click.option("--keep", type=click.IntRange(min=0), default=_D.keep, help="Also keep the newest N step-N.safetensors snapshots.")
