@@ -169,6 +169,12 @@ class TBPTTBatches:
         """True where the streams wrap to their start, so the carried state must be reset."""
         return self.window(step) == 0
 
+    def target_chars(self, step: int, token_chars: np.ndarray | None) -> int:
+        """Characters the targets of ``step`` spell on this rank (tokens × characters per token, from the ids)."""
+        start = self.window(step) * self.bptt
+        targets = self.rows[:, start + 1 : start + self.bptt + 1]  # (B, T)
+        return int(targets.size if token_chars is None else token_chars[np.asarray(targets)].sum())
+
     def batch(self, step: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and next-token targets (teacher forcing) for ``step``: both (B, T) int64."""
         start = self.window(step) * self.bptt

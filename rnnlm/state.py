@@ -33,7 +33,8 @@ class TrainState:
 
     step: int = 0
     total_steps: int | None = None
-    chars_seen: int = 0
+    chars_seen: int = 0  # characters the training targets spelled, all ranks (a subword token spells several)
+    tokens_seen: int = 0
     elapsed_s: float = 0.0
     lr: float = 0.0
     lr_scale: float = 1.0
@@ -76,6 +77,7 @@ def build_checkpoint(trainer: Trainer, val: EvalResult | None) -> tuple[dict[str
         state=dataclasses.asdict(trainer.state),
         step=trainer.state.step,
         chars_seen=trainer.state.chars_seen,
+        tokens_seen=trainer.state.tokens_seen,
         schedule={"step": trainer.state.step, "total_steps": trainer.state.total_steps},
         world_size=trainer.world_size,
         rng={"python": repr(random.getstate()), "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]},
@@ -93,7 +95,9 @@ def restore_training(trainer: Trainer, meta: dict[str, Any], tensors: dict[str, 
     """Put optimizer, progress and RNG back; returns this rank's carried hidden state."""
     restore_optimizer(trainer.optimizer, tensors, meta["optim_groups"])
     names = {f.name for f in dataclasses.fields(TrainState)}
-    trainer.state = TrainState(**{k: v for k, v in meta["state"].items() if k in names})
+    stored = dict(meta["state"])
+    stored.setdefault("tokens_seen", stored.get("chars_seen", 0))  # older headers counted tokens as chars_seen
+    trainer.state = TrainState(**{k: v for k, v in stored.items() if k in names})
     expected = trainer.model.init_state(trainer.batches.batch_size, trainer.device)
     if meta.get("world_size", 1) != trainer.world_size:
         # Another number of ranks cuts the text into other streams: no saved state belongs to this rank's

@@ -271,7 +271,8 @@ class Trainer:
         if self.world_size > 1:
             finite = not self._agree(not finite)[0]
         self.state.step += 1
-        self.state.chars_seen += x.numel() * self.world_size
+        self.state.tokens_seen += x.numel() * self.world_size
+        self.state.chars_seen += self.batches.target_chars(step, self.token_chars) * self.world_size
         self.state.lr = lr
         if not finite:
             return self._bad_step(step)
@@ -324,7 +325,7 @@ class Trainer:
         self._t0 = self.clock()
         timed = cfg.max_time_s is not None
         last_log = last_eval = last_save = self._t0
-        window_loss, window_steps, window_chars, window_t = None, 0, st.chars_seen, self._t0
+        window_loss, window_steps, window_chars, window_tokens, window_t = None, 0, st.chars_seen, st.tokens_seen, self._t0
         mark: tuple[int, float, float] | None = None  # (step, clock, pause_s) where step timing began
         pause_s = 0.0  # validation and saving since the run started: not step time
 
@@ -385,12 +386,15 @@ class Trainer:
                         mark = (st.step, last_eval, pause_s)
                         now = last_eval
                 if now - last_log >= cfg.log_every_s and window_steps:
-                    mean = float(window_loss) / window_steps
+                    mean = float(window_loss) / window_steps  # nats per token
+                    chars, tokens = st.chars_seen - window_chars, st.tokens_seen - window_tokens
                     self.emit(
-                        "log", loss=mean, bpc=mean / math.log(2), lr=st.lr, dropout=self.model.dropout,
-                        chars_per_s=(st.chars_seen - window_chars) / (now - window_t),
+                        "log", loss=mean, bpc=mean * tokens / max(chars, 1) / math.log(2), lr=st.lr,
+                        dropout=self.model.dropout, chars_per_s=chars / (now - window_t),
+                        tokens_per_s=tokens / (now - window_t),
                     )
-                    window_loss, window_steps, window_chars, window_t, last_log = None, 0, st.chars_seen, now, now
+                    window_loss, window_steps, window_t, last_log = None, 0, now, now
+                    window_chars, window_tokens = st.chars_seen, st.tokens_seen
             signum = self._flag.signum
         st.elapsed_s = self._elapsed()
         del self._t0
@@ -401,7 +405,8 @@ class Trainer:
         self._rotate()
         summary = {"stop_reason": stop_reason, "val_bpc": val.bpc, "best_val_bpc": st.best_val_bpc,
                    "dropout": self.model.dropout, "dropout_auto": self.model.config.dropout is None,
-                   "steps": st.step, "chars_seen": st.chars_seen, "elapsed_s": st.elapsed_s, "out_dir": str(self.out_dir)}
+                   "steps": st.step, "chars_seen": st.chars_seen, "tokens_seen": st.tokens_seen,
+                   "elapsed_s": st.elapsed_s, "out_dir": str(self.out_dir)}
         self.emit("done", **summary)
         if signum is not None:
             code = 130 if signum == signal.SIGINT else 143

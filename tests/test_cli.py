@@ -250,3 +250,22 @@ def test_fine_tune_and_resume_work_for_every_tokenizer_and_name_ignored_flags(ti
     assert len(ignored) == 1 and "--lr, --seed ignored" in ignored[0], ignored
     meta = json.loads((base / "config.json").read_text())
     assert meta["config"]["train"]["lr"] != 0.5 and meta["config"]["train"]["max_steps"] == 6
+
+
+def test_subword_training_bpc_and_speed_are_per_character(tiny_corpus, tmp_path):
+    """Training bpc, chars_seen and chars/s count characters, like validation bpc; tokens are counted apart."""
+    import math
+
+    from conftest import TINY_MODEL, TINY_TRAIN
+    from rnnlm.api import train
+    from rnnlm.config import ModelConfig, TrainConfig
+
+    out = tmp_path / "bpe-scale"
+    config = TrainConfig(**{**TINY_TRAIN, "tokenizer": "bpe", "vocab_size": 320, "log_every_s": 1e-9})
+    summary = train(tiny_corpus, model=ModelConfig(**TINY_MODEL), config=config, out=out)
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    logs = [e for e in events if e["event"] == "log"]
+    assert logs and summary["chars_seen"] > 1.2 * summary["tokens_seen"]  # ~1.4 characters per piece here
+    for log in logs:
+        assert log["bpc"] < 0.85 * log["loss"] / math.log(2)  # per character, not per token
+        assert log["chars_per_s"] > 1.2 * log["tokens_per_s"]
