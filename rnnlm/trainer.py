@@ -396,6 +396,7 @@ class Trainer:
                     window_loss, window_steps, window_t, last_log = None, 0, now, now
                     window_chars, window_tokens = st.chars_seen, st.tokens_seen
             signum = self._flag.signum
+        train_s = self.clock() - self._t0 - pause_s  # seconds in training steps this run
         st.elapsed_s = self._elapsed()
         del self._t0
         if signum is not None:
@@ -406,7 +407,7 @@ class Trainer:
         summary = {"stop_reason": stop_reason, "val_bpc": val.bpc, "best_val_bpc": st.best_val_bpc,
                    "dropout": self.model.dropout, "dropout_auto": self.model.config.dropout is None,
                    "steps": st.step, "chars_seen": st.chars_seen, "tokens_seen": st.tokens_seen,
-                   "elapsed_s": st.elapsed_s, "out_dir": str(self.out_dir)}
+                   "elapsed_s": st.elapsed_s, "train_s": train_s, "out_dir": str(self.out_dir)}
         self.emit("done", **summary)
         if signum is not None:
             code = 130 if signum == signal.SIGINT else 143
