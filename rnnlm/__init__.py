@@ -18,6 +18,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "train": "api",
     "load": "lm",
+    "inspect": "inspection",
+    "export_web": "export",
     "LanguageModel": "lm",
     "ModelConfig": "config",
     "TrainConfig": "config",
