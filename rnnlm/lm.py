@@ -2,15 +2,16 @@
 
 :class:`LanguageModel` bundles config, tokenizer and module (the checkpoint
 holds all three, so no corpus is needed to sample — unlike pytorch/examples'
-``generate.py``) and offers ``generate``, ``stream`` and ``evaluate``.
+``generate.py``) and offers ``generate`` (sampling or beam search), ``stream``, ``evaluate`` and
+``copy_check``.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,6 +26,10 @@ from .model import RNNLM
 from .sample import SamplingConfig, generate_texts, stream_text
 from .tokenizer import describe_chars, tokenizer_from_state
 
+if TYPE_CHECKING:
+    from .beam import Hypothesis
+    from .copycheck import CopyReport
+
 
 class LanguageModel:
     """A trained model ready to sample and score text."""
@@ -33,6 +38,7 @@ class LanguageModel:
         self.module, self.tokenizer, self.meta, self.path = module, tokenizer, meta, path
         self.config: ModelConfig = module.config
         self.train_config = TrainConfig.from_dict(meta["config"]["train"])
+        self._copy_indexes: dict = {}  # copy_check's index per --corpus choice, opened once
 
     @property
     def device(self) -> torch.device:
@@ -56,12 +62,51 @@ class LanguageModel:
 
     def generate(self, prompt: str = "", length: int = 500, temperature: float = 0.8, top_k: int = 0,
                  top_p: float = 1.0, seed: int | None = None, *, num_samples: int = 1,
-                 repetition_penalty: float = 1.0, stop: str | None = None, echo: bool = True) -> str | list[str]:
-        """Sample text continuing ``prompt``; a list when ``num_samples`` > 1 (sampled as one batch)."""
+                 repetition_penalty: float = 1.0, stop: str | None = None, echo: bool = True,
+                 beam: int | None = None) -> str | list[str]:
+        """Sample text continuing ``prompt``; a list when ``num_samples`` > 1 (sampled as one batch).
+
+        ``beam=N``: beam search instead (deterministic; the ``num_samples`` ≤ N
+        best of N beams), where the sampling settings must keep their defaults.
+        """
+        if beam is not None:
+            defaults = SamplingConfig()
+            given = [name for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p),
+                                              ("repetition_penalty", repetition_penalty), ("seed", seed))
+                     if value != getattr(defaults, name)]
+            if given:
+                raise InputError(f"{', '.join(given)} do not apply to beam search, which is deterministic")
+            best = self.beam_search(prompt, beam, length, num_results=num_samples, stop=stop)
+            texts = [(prompt if echo else "") + h.text for h in best]
+            return texts[0] if num_samples == 1 else texts
         cfg = self._sampling(length=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                              num_samples=num_samples, repetition_penalty=repetition_penalty, stop=stop)
         texts = generate_texts(self.module, self.tokenizer, prompt, cfg, echo=echo, bos_id=self._bos())
         return texts[0] if num_samples == 1 else texts
+
+    def beam_search(self, prompt: str = "", beam: int = 4, length: int = 500, *, num_results: int = 1,
+                    stop: str | None = None) -> list[Hypothesis]:
+        """The ``num_results`` best continuations of ``prompt`` by beam search, with their scores
+        (:class:`rnnlm.beam.Hypothesis`: text without the prompt, log-probability, per character)."""
+        from .beam import beam_search
+
+        return beam_search(self.module, self.tokenizer, prompt, beam=beam, length=length, num_results=num_results,
+                           stop=stop, bos_id=self._bos())
+
+    def copy_check(self, text: str, *, corpus: Sequence[str | Path] | None = None, progress=None) -> CopyReport:
+        """Copy figures (:class:`rnnlm.copycheck.CopyReport`) of generated ``text`` against the training split.
+
+        Pass the generated text only, not the prompt.  The training text is the
+        run's corpus files (unchanged since training) or ``corpus`` when they
+        moved; its index is built on first use (``progress(phase, done, total)``
+        follows the build), cached beside the id cache and reused.
+        """
+        from .copycheck import CopyIndex, plan_for_run
+
+        key = tuple(str(p) for p in corpus or ())
+        if key not in self._copy_indexes:
+            self._copy_indexes[key] = CopyIndex.open(plan_for_run(self.meta, self.path, corpus), progress)
+        return self._copy_indexes[key].check(text)
 
     def stream(self, prompt: str = "", length: int = 500, temperature: float = 0.8, top_k: int = 0,
                top_p: float = 1.0, seed: int | None = None, *, repetition_penalty: float = 1.0,
@@ -121,8 +166,8 @@ class LanguageModel:
                               window=window, progress=progress)
 
 
-def load(path: str | Path | None = None, *, latest: bool = False, device: str = "cpu") -> LanguageModel:
-    """Load a checkpoint file or run directory (→ best; ``latest`` → latest) onto ``device``."""
+def load(path: str | Path | None = None, *, latest: bool = False, device: str = "auto") -> LanguageModel:
+    """Load a checkpoint file or run directory (→ best; ``latest`` → latest) onto ``device`` (auto: CUDA if any)."""
     file = resolve_checkpoint(Path(path) if path is not None else None, latest=latest)
     meta, tensors = load_checkpoint(file)
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from . import cli
+from . import cli, given_flags, warn_ignored
 
 def read_prompt(path: Path) -> str:
     """A prompt file's text; not UTF-8 is bad input (exit 2) with the byte offset, like a bad corpus."""
@@ -49,8 +49,12 @@ def load_for_cli(checkpoint: str | None, latest: bool, device: str = "cpu"):
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per sample (prompt, text, settings, chars/s).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run the model; auto takes CUDA when available (int8: CPU).")
 @click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", help="int8: int8 weights on CPU (2–4× faster at batch 1; costs ~0.01 bpc, see BENCHMARKS.md).")
-def generate(checkpoint, latest, prompt, prompt_file, length, temperature, top_k, top_p, repetition_penalty, stop,
-             num_samples, seed, echo, as_json, device, quantize) -> None:
+@click.option("--beam", type=click.IntRange(min=1), default=None, help="Beam search with N beams instead of sampling: deterministic, the most probable text per character it finds; --num-samples K ≤ N prints the K best.")
+@click.option("--check-copy", is_flag=True, help="After each sample, how much of it is verbatim training text: longest span, 20/40-character windows, copied lines.")
+@click.option("--corpus", multiple=True, type=click.Path(dir_okay=False), help="The training text for --check-copy when the run's files moved (repeat for several files).")
+@click.pass_context
+def generate(ctx, checkpoint, latest, prompt, prompt_file, length, temperature, top_k, top_p, repetition_penalty, stop,
+             num_samples, seed, echo, as_json, device, quantize, beam, check_copy, corpus) -> None:
     """Generate text from a trained model.
 
     CHECKPOINT is a .safetensors file or a run directory (its best checkpoint;
@@ -60,7 +64,15 @@ def generate(checkpoint, latest, prompt, prompt_file, length, temperature, top_k
     rnnlm generate --prompt "ROMEO:"
     rnnlm generate checkpoints/shakespeare-lstm-20261124-101500 --temperature 0.5 --length 1000
     rnnlm generate --num-samples 4 --top-p 0.9 --seed 1 --json
+    rnnlm generate --beam 4 --num-samples 2 --length 200
+    rnnlm generate --length 2000 --check-copy
     """
+    given = given_flags(ctx)
+    if beam is not None and given & SAMPLING_FLAGS:
+        raise InputError(f"{flag_names(given & SAMPLING_FLAGS)} cannot be used with --beam: beam search is "
+                         "deterministic (drop them, or drop --beam to sample)")
+    if not check_copy:
+        warn_ignored(given & {"corpus"}, "it names the training text for --check-copy")
     if prompt_file:
         prompt = read_prompt(Path(prompt_file))
     lm = load_for_cli(checkpoint, latest, "cpu" if quantize == "int8" and device == "auto" else device)
@@ -69,18 +81,73 @@ def generate(checkpoint, latest, prompt, prompt_file, length, temperature, top_k
     settings = dict(length=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                     repetition_penalty=repetition_penalty, stop=stop)
     start = time.perf_counter()
-    if num_samples == 1 and not as_json:
+    head = len(prompt) if echo else 0  # copy checks skip the echoed prompt
+    check = copy_checker(lm, head, corpus) if check_copy else None
+    if beam is None and num_samples == 1 and not as_json:
+        chunks = []
         for chunk in lm.stream(prompt, echo=echo, **settings):
             sys.stdout.write(chunk)
             sys.stdout.flush()
+            chunks.append(chunk)
         sys.stdout.write("\n")
+        if check:
+            click.echo("\n" + format_copy(check("".join(chunks))))
         return
-    texts = lm.generate(prompt, echo=echo, num_samples=num_samples, **settings)
-    texts = [texts] if isinstance(texts, str) else texts
+    scores = [None] * num_samples
+    if beam is None:
+        texts = lm.generate(prompt, echo=echo, num_samples=num_samples, **settings)
+        texts = [texts] if isinstance(texts, str) else texts
+    else:
+        best = lm.beam_search(prompt, beam, length, num_results=num_samples, stop=stop)
+        texts, scores = [prompt[:head] + h.text for h in best], [h.logprob_per_char for h in best]
+        settings = dict(length=length, beam=beam, stop=stop)
     rate = sum(len(t) for t in texts) / (time.perf_counter() - start)
-    for i, text in enumerate(texts):
+    for i, (text, score) in enumerate(zip(texts, scores)):
+        copy = check(text) if check else None
         if as_json:
-            click.echo(json.dumps({"prompt": prompt, "text": text, "settings": settings | {"num_samples": num_samples},
-                                   "chars_per_s": round(rate, 1), "checkpoint": str(lm.path)}, ensure_ascii=False))
+            record = {"prompt": prompt, "text": text, "settings": settings | {"num_samples": num_samples},
+                      "chars_per_s": round(rate, 1), "checkpoint": str(lm.path)}
+            if score is not None:
+                record["logprob_per_char"] = round(score, 5)
+            if copy is not None:
+                record["copy"] = copy.to_dict()
+            click.echo(json.dumps(record, ensure_ascii=False))
         else:
             click.echo(("\n" if i else "") + text)
+            if copy is not None:
+                click.echo("\n" + format_copy(copy))
+
+
+# Flags that shape a random draw: meaningless for (deterministic) beam search.
+SAMPLING_FLAGS = {"temperature", "top_k", "top_p", "repetition_penalty", "seed"}
+
+
+def flag_names(names: set[str]) -> str:
+    return ", ".join(f"--{name.replace('_', '-')}" for name in sorted(names))
+
+
+def copy_checker(lm, head: int, corpus: tuple[str, ...]):
+    """``text → CopyReport`` for printed samples: skips the first ``head`` characters (the echoed prompt), and
+    shows the index build, when there is one, as progress lines on stderr."""
+    from ..progress import PhaseLines
+
+    phases = PhaseLines()
+    return lambda text: lm.copy_check(text[head:], corpus=corpus, progress=phases)
+
+
+def copy_summary(report) -> str:
+    """One line of copy figures (``rnnlm train`` prints it beside the final bpc)."""
+    windows = ", ".join(f"{w}-char windows {'–' if share is None else f'{100 * share:.1f}%'}"
+                        for w, share in report.windows.items())
+    where = f" at {report.longest_at}" if report.longest_at else ""
+    return (f"longest verbatim span {report.longest} chars{where}; {windows} found verbatim; "
+            f"{len(report.copied_lines)} of {report.lines_checked} lines copied")
+
+
+def format_copy(report) -> str:
+    """The --check-copy block under a sample: the figures, the longest span and every copied line."""
+    lines = [f"copy check ({report.chars:,} generated characters): {copy_summary(report)}"]
+    if report.longest:
+        lines.append(f"  longest span: {report.longest_text!r}")
+    lines += [f"  copied line ({place}): {text!r}" for text, place in report.copied_lines]
+    return "\n".join(lines)

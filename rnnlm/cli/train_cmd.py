@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -87,10 +88,43 @@ def train(ctx: click.Context, corpus, cell, layers, hidden, embed, dropout, tie,
     model = ModelConfig(cell=cell, num_layers=layers, hidden_size=hidden, embed_size=embed, dropout=dropout, tie_weights=tie)
     progress = TrainProgress()
     try:
-        api_train(list(corpus), model=model, config=config, out=out, resume=resume, init_from=init_from,
-                  val_file=val_file, overrides=overrides, callbacks=[progress], threads=threads)
+        summary = api_train(list(corpus), model=model, config=config, out=out, resume=resume, init_from=init_from,
+                            val_file=val_file, overrides=overrides, callbacks=[progress], threads=threads)
     finally:
         progress.close()
+    if os.environ.get("RANK", "0") == "0":
+        print_copy_figures(Path(summary["out_dir"]))
+
+
+COPY_SAMPLE_CHARS = 1000
+
+
+def print_copy_figures(run_dir: Path) -> None:
+    """A short sample's copy figures under the final bpc, so memorising a small corpus shows without asking.
+
+    Only where it is cheap: a training split up to ~20 MB (its index builds in
+    about 2 s) or an index already cached; otherwise the command that would
+    check.  Nothing here can fail the finished run: a problem is one line.
+    """
+    from ..copycheck import CHEAP_TRAIN_CHARS, CopyIndex, plan_for_run
+    from ..errors import RnnlmError
+    from ..lm import load
+    from ..progress import PhaseLines
+    from .generate_cmd import copy_summary
+
+    try:
+        lm = load(run_dir)
+        plan = plan_for_run(lm.meta, lm.path)
+        if not plan.cached and plan.train_chars > CHEAP_TRAIN_CHARS:
+            click.echo(f"copy check: rnnlm generate {run_dir} --length 2000 --check-copy", err=True)
+            return
+        sample = lm.generate(length=COPY_SAMPLE_CHARS, temperature=0.8, seed=0, echo=False)
+        report = CopyIndex.open(plan, PhaseLines()).check(sample)
+    except RnnlmError as exc:
+        click.echo(f"copy check skipped: {exc}", err=True)
+        return
+    click.echo(f"copy check of a {len(sample):,}-char sample (temperature 0.8, seed 0): {copy_summary(report)}",
+               err=True)
 
 
 @cli.command()
