@@ -1,0 +1,97 @@
+"""``rnnlm chat``: a prompt loop in the terminal (readline line editing and history) around :mod:`rnnlm.chat`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from . import cli
+
+DEFAULT_HISTORY = "~/.rnnlm_history"
+
+
+@cli.command()
+@click.argument("checkpoint", required=False)
+@click.option("--latest", is_flag=True, help="With a run directory: use latest.safetensors, not best.")
+@click.option("--temperature", type=float, default=0.8, help="Softmax temperature; 0 = greedy (/temp changes it).")
+@click.option("--top-k", type=int, default=0, help="Sample only from the k most likely tokens (0 = off; /topk).")
+@click.option("--top-p", type=float, default=1.0, help="Nucleus sampling (1 = off; /topp).")
+@click.option("--length", type=int, default=300, help="Tokens per reply (characters for char models; /length).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed for the whole session: same lines ⇒ same replies (CPU).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", help="Where to run the model.")
+@click.option("--history", type=click.Path(dir_okay=False), default=DEFAULT_HISTORY, help="Where the typed lines are kept between sessions (up arrow recalls them).")
+def chat(checkpoint, latest, temperature, top_k, top_p, length, seed, device, history) -> None:
+    """Write with a model, turn by turn: each line you type continues the text.
+
+    The model reads your line, writes --length characters, and waits; the
+    text and the hidden state carry over between turns until /reset.
+    Commands: /reset, /temp T, /topk K, /topp P, /length N, /help.
+    Ctrl-C stops a reply, Ctrl-D leaves.
+
+    \b
+    rnnlm chat                                  # the newest run under ./checkpoints
+    rnnlm chat checkpoints/shakespeare-lstm-20261124-101500 --temperature 0.6
+    """
+    from ..chat import ChatSession
+    from .generate_cmd import load_for_cli
+
+    lm = load_for_cli(checkpoint, latest, device)
+    session = ChatSession(lm, temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed)
+    readline = _readline(Path(history).expanduser())
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    click.echo(f"{lm.path}: {lm.config.cell} {lm.config.num_layers}×{lm.config.hidden_size}. Type text to continue "
+               "it, /help for commands, Ctrl-D to leave.", err=True)
+    try:
+        _loop(session, "> " if interactive else "")
+    finally:
+        if readline is not None:
+            _save_history(readline, Path(history).expanduser())
+
+
+def _loop(session, prompt: str) -> None:
+    while True:
+        try:
+            line = input(prompt)
+        except EOFError:
+            click.echo("", err=True)
+            return
+        except KeyboardInterrupt:  # at the prompt: drop the line, as Python's own prompt does
+            click.echo("", err=True)
+            continue
+        try:
+            if line.startswith("/") and not line.startswith("//"):
+                click.echo(session.command(line), err=True)
+                continue
+            for chunk in session.turn(line[1:] if line.startswith("//") else line):
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            sys.stdout.write(session.end_line())
+            sys.stdout.flush()
+            click.echo("(stopped)", err=True)
+        except InputError as exc:
+            click.echo(f"error: {exc}", err=True)
+
+
+def _readline(history: Path):
+    """GNU readline (or libedit) with the saved history loaded; None where Python has no readline module."""
+    try:
+        import readline
+    except ImportError:
+        return None
+    try:
+        readline.read_history_file(history)
+    except OSError:
+        pass  # a first session, or an unreadable file: start with an empty history
+    readline.set_history_length(1000)
+    return readline
+
+
+def _save_history(readline, history: Path) -> None:
+    try:
+        readline.write_history_file(history)
+    except OSError as exc:
+        click.echo(f"warning: could not save the history to {history}: {exc.strerror or exc}", err=True)

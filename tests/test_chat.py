@@ -1,0 +1,125 @@
+"""``rnnlm chat``: the session keeps its state between turns, and the real prompt loop in a pseudo-terminal."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import sys
+import time
+
+import pytest
+import torch
+
+from rnnlm.chat import ChatSession
+from rnnlm.errors import InputError
+from rnnlm.lm import load
+
+
+@pytest.fixture
+def lm(tiny_run):
+    return load(tiny_run)
+
+
+def test_the_state_carries_the_whole_text_between_turns(lm):
+    session = ChatSession(lm, temperature=1.0, length=25, seed=0)
+    first = "".join(session.turn("All:"))
+    second = "".join(session.turn("First Citizen:"))
+    assert session.text == "All:\n" + first + "First Citizen:\n" + second and session.text.endswith("\n")
+    ids = torch.as_tensor(lm.tokenizer.encode(session.text).astype("int64"))[None]  # (1, L)
+    with torch.no_grad():
+        logits, _ = lm.module(ids, lm.module.init_state(1))
+    assert torch.allclose(session._head.logits, logits[:, -1], atol=1e-5)  # stepping vs one call: a tolerance
+
+
+def test_reset_starts_a_new_text(lm):
+    session = ChatSession(lm, temperature=0, length=30)
+    list(session.turn("Speak, speak."))
+    assert session.command("/reset").startswith("reset") and session.text == ""
+    fresh = ChatSession(lm, temperature=0, length=30)
+    assert "".join(session.turn("All:")) == "".join(fresh.turn("All:"))
+
+
+def test_commands_change_the_settings_or_say_what_is_wrong(lm):
+    session = ChatSession(lm)
+    assert session.command("/temp 0.7") == "temperature 0.7" and session.cfg.temperature == 0.7
+    assert session.command("/topk 20") == "top-k 20" and session.cfg.top_k == 20
+    assert session.command("/length 12") == "length 12" and len("".join(session.turn("All:")).rstrip("\n")) <= 12
+    assert "/reset" in session.command("/help")
+    for line, message in [("/topk -1", "top-k must be"), ("/temp warm", "needs a number"), ("/nope", "unknown command")]:
+        with pytest.raises(InputError, match=message):
+            session.command(line)
+    before = session.text
+    with pytest.raises(InputError, match="not in the vocabulary"):
+        list(session.turn("Zebra ∑"))
+    assert session.text == before
+
+
+class Terminal:
+    """``rnnlm chat`` on a pseudo-terminal: what a person types, and everything the screen shows."""
+
+    def __init__(self, *args: str, env: dict) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: its controlling terminal is the pty, so ^C is a real SIGINT
+            os.execve(sys.executable, [sys.executable, "-m", "rnnlm", "chat", *args], env)
+        self.screen = b""
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.fd, keys)
+
+    def expect(self, text: bytes, timeout: float = 60.0) -> None:
+        """Read until ``text`` appears after everything already expected."""
+        deadline = time.monotonic() + timeout
+        while text not in self.screen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {text!r} on the screen: {self.screen[-800:]!r}"
+            if select.select([self.fd], [], [], left)[0]:
+                try:
+                    data = os.read(self.fd, 65536)
+                except OSError:  # EIO: the child has gone
+                    data = b""
+                assert data, f"chat exited before {text!r}: {self.screen[-800:]!r}"
+                self.screen += data
+        self.screen = self.screen[self.screen.index(text) + len(text) :]
+
+    def exit_code(self, timeout: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if select.select([self.fd], [], [], 0.1)[0]:
+                try:
+                    os.read(self.fd, 65536)
+                except OSError:
+                    pass
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+        os.kill(self.pid, 9)
+        raise AssertionError("chat did not exit")
+
+
+def test_the_prompt_loop_in_a_terminal(tiny_run, tmp_path):
+    history = tmp_path / "history"
+    env = {**os.environ, "HOME": str(tmp_path), "TERM": "xterm"}
+    term = Terminal(str(tiny_run), "--length", "40", "--seed", "0", "--device", "cpu", "--history", str(history), env=env)
+    term.expect(b"/help for commands")
+    term.expect(b"> ")
+    term.type(b"All:\r")
+    term.expect(b"> ")  # a reply of 40 characters, then the prompt again
+    term.type(b"/temp 0.5\r")
+    term.expect(b"temperature 0.5")
+    term.type(b"\x1b[A\r")  # up arrow: readline recalls the last line
+    term.expect(b"temperature 0.5")
+    term.type(b"/length 1000000\r")
+    term.expect(b"length 1000000")
+    term.type(b"First\r")
+    term.expect(b"First\r\n")
+    time.sleep(0.5)  # let the long reply run
+    term.type(b"\x03")  # Ctrl-C stops it, the loop goes on
+    term.expect(b"(stopped)")
+    term.type(b"/topk 3\r")
+    term.expect(b"top-k 3")
+    term.type(b"/reset\r")
+    term.expect(b"reset: the next line starts a new text")
+    term.type(b"\x04")  # Ctrl-D at an empty prompt leaves
+    assert term.exit_code() == 0
+    assert "/temp 0.5" in history.read_text()
