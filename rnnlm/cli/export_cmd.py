@@ -23,7 +23,7 @@ def default_out(checkpoint: Path) -> Path:
 @click.argument("checkpoint", required=False)
 @click.option("--latest", is_flag=True, help="With a run directory: use latest.safetensors, not best.")
 @click.option("--format", "fmt", type=click.Choice(["web"]), default="web", help="web: one HTML file, weights and code inline.")
-@click.option("--out", default=None, help="File to write  [default: <run name>.html]")
+@click.option("--out", default=None, metavar="FILE", help="File to write  [default: <run name>.html]")
 @click.option("--fp32", is_flag=True, help="Exact float32 weights (about 4× the size of the default int8 ones).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (file, bytes, parameters, model).")
 def export(checkpoint, latest, fmt, out, fp32, as_json) -> None:

@@ -4,7 +4,7 @@ Why not plain JS: measured in Chromium 156 on this project's CPU, a JS loop
 multiplies a 2048×512 float matrix by a vector ~650 times a second (1.3 G
 multiply-adds/s), which caps a 1×512 LSTM below 700 characters/s.  ``f32x4``
 SIMD does four lanes per instruction.  No toolchain is needed (and no library
-is fetched): the module is one exported function of ~40 instructions, written
+is fetched): the module is one exported function of a few dozen instructions, written
 out below in the binary format with the spec's opcodes, and the page falls
 back to a JS loop with the same layout where WebAssembly SIMD is missing.
 
