@@ -36,8 +36,11 @@ PROMPT = "First Citizen:\n"
 # Not in the training text, written from its characters only.
 HELD_OUT = ("All:\nFamish? Before we proceed, hear me speak.\n\nFirst Citizen:\nYou are resolved rather to speak "
             "than to die.\n\nAll:\nResolved, we die rather than famish.\n\n") * 4
-GREEDY_TIE = 1e-4  # top-2 logit gap under which argmax may differ between float paths
-DRAW_TIE = 1e-5  # distance of a draw from a CDF step (relative) under which a sample may differ
+# Page and torch differ by ~1e-6 in logits and ≤ 2e-7 in probabilities (measured on these models), so a
+# choice may differ only where its margin is below these: the top-2 logit gap for greedy, and for a draw
+# the distance of the uniform number from the nearest CDF step (relative to the total).
+GREEDY_TIE = 1e-4
+DRAW_TIE = 1e-6
 
 
 @pytest.fixture(scope="module")
