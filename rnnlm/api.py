@@ -23,7 +23,7 @@ from .checkpoint import load_checkpoint, prefixed, resolve_checkpoint
 from .config import ModelConfig, TrainConfig
 from .corpus import read_text
 from .data import TBPTTBatches, encode_splits, scope_segments, split_chars, val_scope
-from .device import dist_env, resolve_autocast, resolve_device, set_threads
+from .device import dist_env, resolve_autocast, resolve_device, set_cuda_matmul, set_threads
 from .errors import InputError
 from .model import RNNLM
 from .runlog import run_callbacks
@@ -77,10 +77,17 @@ def _distributed(device_name: str) -> Iterator[tuple[int, int, torch.device]]:
     created = False
     if world > 1:
         if device.type == "cuda":
+            visible = torch.cuda.device_count()
+            if local >= visible:
+                raise InputError(f"LOCAL_RANK {local} but torch sees {visible} GPU(s); start at most {visible} "
+                                 "processes per node (torchrun --nproc_per_node) or set CUDA_VISIBLE_DEVICES")
             device = torch.device("cuda", local)
             torch.cuda.set_device(device)
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            if device.type == "cuda":
+                dist.init_process_group("nccl", device_id=device)  # binds the rank's GPU: no guessing in collectives
+            else:
+                dist.init_process_group("gloo")
             created = True
     try:
         yield rank, world, device
@@ -136,6 +143,7 @@ def train(
     with _distributed(config.device) as (rank, world, device):
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed (B, T) shapes: pick the fastest cuDNN kernels once
+            set_cuda_matmul(config.precision)
         torch.manual_seed(config.seed + rank)
         out = Path(out) if out is not None else default_run_dir(paths[0], model_cfg.cell)
         cache = Path(cache_dir) if cache_dir is not None else out.parent / ".cache"

@@ -3,8 +3,9 @@
 Every configuration trains with the same seed, data split, batches and budget
 in its own run directory; a ``done.json`` marker there lets an interrupted
 comparison resume without retraining finished runs.  Results: a table (rendered
-by the CLI), ``results.json`` (schema below, checked by a test) and
-``curves.png`` (validation bpc against time and against steps).
+by the CLI), ``results.json`` (schema below, checked by a test),
+``curves.png`` (validation bpc against time and against steps) and
+``gradient-reach.png`` (how far back each run's gradient reaches, :mod:`rnnlm.gradreach`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import numpy as np
 from .config import ModelConfig, TrainConfig
 from .errors import InputError
 from .summary import model_params
+
+REACH_CHARS = 200_000  # validation characters the gradient-reach windows are spread over
 
 # The documented shape of results.json (a subset of JSON Schema; tests/test_compare.py validates against it).
 _NUM = {"type": "number"}
@@ -53,7 +56,12 @@ RESULTS_SCHEMA: dict[str, Any] = {
                 "beats_ngram_min": {"type": ["number", "null"],
                                     "description": "minutes until val bpc ≤ the 5-gram's val bpc; null: never"},
                 "model_config": {"type": "object"}, "train_config": {"type": "object"},
-                "run_dir": {"type": "string", "description": "its checkpoints: rnnlm generate RUN_DIR"}}}},
+                "run_dir": {"type": "string", "description": "its checkpoints: rnnlm generate RUN_DIR"},
+                "gradient_reach": {"type": ["object", "null"],
+                                   "description": "‖∂L_t/∂h_{t−k}‖ on the validation text (rnnlm.gradreach): max_k, "
+                                                  "windows, norms (per layer, bottom first, k = 1…max_k), k_below_1pct "
+                                                  "and half_life (top layer; null: not within max_k). Absent in files "
+                                                  "written before compare measured it; null: validation text too short"}}}},
         "groups": {"type": "array", "description": "runs of one configuration, mean ± std over seeds", "items": {
             "type": "object",
             "required": ["cell", "layers", "hidden", "params", "tokenizer", "seeds", "best_val_bpc_mean",
@@ -142,6 +150,7 @@ def run_comparison(
     from .api import train
     from .data import encode_splits, scope_segments, val_scope
     from .baselines import kneser_ney, unigram
+    from .gradreach import GradientReach, measure_run, plot_reach
     from .lm import load
 
     if len(base.split) < 3:
@@ -151,6 +160,7 @@ def run_comparison(
     config = base.replace(**budget)
     chars, splits, info = encode_splits(list(corpus), config.replace(tokenizer="char"), None, out / ".cache")
     vocabs = {kind: chars.vocab_size if kind == "char" else config.vocab_size for kind in tokenizers}
+    reach_text = chars.decode(np.asarray(splits[1][:REACH_CHARS]))  # gradient reach: windows spread over it
     runs = []
     for row in plan(cells, layers, match, hidden, params_target, vocabs, embed):
         for seed in range(seeds):
@@ -159,13 +169,17 @@ def run_comparison(
             marker = run_dir / "done.json"
             if marker.exists():
                 on_skip(name)
-                runs.append(json.loads(marker.read_text()))
+                record = json.loads(marker.read_text())
+                if "gradient_reach" not in record:  # finished before compare measured it
+                    record["gradient_reach"] = measure_run(load(run_dir, device=config.device), reach_text)
+                    marker.write_text(json.dumps(record) + "\n")
+                runs.append(record)
                 continue
             model = ModelConfig(cell=row["cell"], num_layers=row["layers"], hidden_size=row["hidden"],
                                 embed_size=embed, dropout=dropout)
             summary = train(list(corpus), model=model, config=config.replace(seed=seed, tokenizer=row["tokenizer"]),
                             out=run_dir, callbacks=callbacks_for(name), cache_dir=out / ".cache")
-            lm = load(run_dir)
+            lm = load(run_dir, device=config.device)  # evaluate where it trained
             test = lm.evaluate_split("test")
             meta = lm.meta
             seconds = max(summary["elapsed_s"], 1e-9)  # the trainer counts both: a subword token spells several chars
@@ -176,7 +190,7 @@ def run_comparison(
                       "test_bpc": test.bpc, "test_perplexity": test.perplexity,
                       "test_nats_per_token": test.nats_per_token, "curve": meta["metrics"]["curve"],
                       "model_config": meta["config"]["model"], "train_config": meta["config"]["train"],
-                      "run_dir": str(run_dir)}
+                      "run_dir": str(run_dir), "gradient_reach": measure_run(lm, reach_text)}
             marker.write_text(json.dumps(record) + "\n")
             runs.append(record)
     train_ids, val_ids, test_ids = splits
@@ -195,6 +209,9 @@ def run_comparison(
                "baselines": baselines}
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     plot_curves(results, out / "curves.png")
+    reaches = {r["name"]: GradientReach.from_dict(r["gradient_reach"]) for r in runs if r.get("gradient_reach")}
+    if reaches:
+        plot_reach(reaches, out / "gradient-reach.png", title=f"{', '.join(results['corpus'])}: gradient reach")
     return results
 
 

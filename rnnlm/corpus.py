@@ -217,18 +217,36 @@ def encode_char_corpus(info: CorpusInfo, tokenizer: CharTokenizer, cache_dir: Pa
         ids = _load_cached(cached, info, tokenizer)
         if ids is not None:
             return ids
-    out = np.empty(info.num_chars, dtype=tokenizer.dtype)
-    pos = 0
     unknown = "unk" if tokenizer.unk_id is not None else "error"
-    for text in iter_text([Path(p) for p in info.paths], chunk_bytes, progress=progress, name="encoding corpus"):
-        ids = tokenizer.encode_points(codepoints(text), unknown)
-        if pos + len(ids) > info.num_chars:
-            raise InputError(CHANGED)
-        out[pos : pos + len(ids)] = ids
-        pos += len(ids)
-    if pos != info.num_chars:
-        raise InputError(CHANGED)
+    chunks = (tokenizer.encode_points(codepoints(text), unknown)
+              for text in iter_text([Path(p) for p in info.paths], chunk_bytes, progress=progress, name="encoding corpus"))
     if cached is None:
+        out = np.empty(info.num_chars, dtype=tokenizer.dtype)
+        pos = 0
+        for ids in chunks:
+            if pos + len(ids) > info.num_chars:
+                raise InputError(CHANGED)
+            out[pos : pos + len(ids)] = ids
+            pos += len(ids)
+        if pos != info.num_chars:
+            raise InputError(CHANGED)
         return out
-    atomic_write(cached, lambda f: np.save(f, out))
+
+    def write(f) -> None:
+        """Stream the ids into the .npy file chunk by chunk: the whole array is never in memory
+        (200 MB of uint16 ids for a 100 MB corpus with a 6,000-character vocabulary); training
+        then reads only the pages of the windows it uses from the memory map."""
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": np.lib.format.dtype_to_descr(np.dtype(tokenizer.dtype)), "fortran_order": False,
+                "shape": (info.num_chars,)})
+        written = 0
+        for ids in chunks:
+            written += len(ids)
+            if written > info.num_chars:
+                raise InputError(CHANGED)
+            f.write(np.ascontiguousarray(ids, dtype=tokenizer.dtype).tobytes())
+        if written != info.num_chars:
+            raise InputError(CHANGED)
+
+    atomic_write(cached, write)
     return np.load(cached, mmap_mode="r")

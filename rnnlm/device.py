@@ -36,11 +36,15 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_autocast(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for training, or None for plain fp32.
+    """The autocast dtype for training, or None for plain fp32; the policy per device.
 
-    ``auto``: bf16 on a GPU that supports it and on CPUs with native bf16
-    (measured on this project's 2-core AVX-512 BF16 machine: faster and no worse
-    per step; see BENCHMARKS.md), fp32 elsewhere.
+    CPU: ``bf16`` autocasts embedding, cell and decoder (oneDNN's bf16 LSTM/GRU/RNN);
+    ``auto`` takes it only on CPUs with native bf16 (measured faster and no worse
+    per step there; emulated elsewhere, so slower), else fp32.
+    CUDA: ``bf16`` and ``auto`` (on GPUs with bf16) autocast the decoder while the
+    recurrent cell stays fp32 with TF32 matmuls (see ``RNNLM.forward`` for why:
+    never fp16 without a gradient scaler); ``fp32`` turns TF32 off too, for exact
+    fp32.  :func:`set_cuda_matmul` applies the TF32 part.
     """
     if precision == "fp32":
         return None
@@ -49,6 +53,13 @@ def resolve_autocast(precision: str, device: torch.device) -> torch.dtype | None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+def set_cuda_matmul(precision: str) -> None:
+    """TF32 for CUDA matmuls and cuDNN unless ``--precision fp32`` asked for exact fp32 (a process-wide setting)."""
+    allow = precision != "fp32"
+    torch.backends.cuda.matmul.allow_tf32 = allow
+    torch.backends.cudnn.allow_tf32 = allow
 
 
 def autocast_context(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:

@@ -62,7 +62,16 @@ class RNNLM(nn.Module):
         """Logits for every position and the state after the last one."""
         x = locked_dropout(self.embedding(ids), self.dropout, self.training)  # (B, T, E)
         rnn_state = state if self.config.cell == "lstm" else state[0]
-        out, new_state = self.rnn(x, rnn_state)  # (B, T, H)
+        if x.is_cuda and torch.is_autocast_enabled("cuda"):
+            # CUDA precision policy: the cell runs outside autocast, in fp32 (TF32 matmuls where allowed).
+            # torch's autocast wrapper for cuDNN RNNs casts weights and inputs to float16 whatever dtype
+            # autocast was given, and fp16 without a gradient scaler underflows small gradients; the
+            # decoder, where most of a large vocabulary's FLOPs are, stays under bf16 autocast.
+            with torch.autocast("cuda", enabled=False):
+                out, new_state = self.rnn(x.float(), tuple(s.float() for s in rnn_state)
+                                          if isinstance(rnn_state, tuple) else rnn_state.float())  # (B, T, H)
+        else:
+            out, new_state = self.rnn(x, rnn_state)  # (B, T, H)
         logits = self.decoder(locked_dropout(out, self.dropout, self.training))  # (B, T, V)
         new_state = new_state if isinstance(new_state, tuple) else (new_state,)
         return logits, new_state

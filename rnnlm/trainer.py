@@ -239,6 +239,20 @@ class Trainer:
         over_time = self.config.max_time_s is not None and self._elapsed() >= self.config.max_time_s
         return over_time or self._flag.signum is not None
 
+    def _shared(self, val: EvalResult) -> EvalResult:
+        """Rank 0's validation result on every rank.
+
+        "Improved" decides a save, and a save is a collective call: if ranks
+        decided from their own scores, one differing bit would leave rank 0
+        waiting alone in the gather until the timeout.  Rank 0 decides, all follow.
+        """
+        if self.world_size == 1:
+            return val
+        box = torch.tensor([val.nats, float(val.tokens), float(val.chars)], dtype=torch.float64, device=self.device)
+        torch.distributed.broadcast(box, src=0)
+        nats, tokens, chars = box.tolist()
+        return EvalResult(nats=nats, tokens=int(tokens), chars=int(chars))
+
     def _agree(self, *flags: bool) -> tuple[bool, ...]:
         """Clock- and signal-driven decisions, made identical on every rank (one small all-reduce).
 
@@ -303,7 +317,7 @@ class Trainer:
         of the first plot (importing matplotlib) must not be in it.
         """
         start = self.clock()
-        val = self.validate()
+        val = self._shared(self.validate())
         self.eval_cost_s = self.clock() - start
         st = self.state
         improved = st.best_val_bpc is None or val.bpc < st.best_val_bpc

@@ -269,3 +269,31 @@ def test_subword_training_bpc_and_speed_are_per_character(tiny_corpus, tmp_path)
     for log in logs:
         assert log["bpc"] < 0.85 * log["loss"] / math.log(2)  # per character, not per token
         assert log["chars_per_s"] > 1.2 * log["tokens_per_s"]
+
+
+@pytest.mark.parametrize("first, second", [(True, False), (False, True)])
+def test_resume_across_machines_where_auto_precision_differs(tiny_corpus, tmp_path, monkeypatch, first, second):
+    """A default (auto) run saved where bf16 is native, resumed where auto means fp32 — and the reverse.
+
+    ``cpu_has_native_bf16`` stands for the machine; the carried state is float32 either way.
+    """
+    from rnnlm import device
+    from rnnlm.checkpoint import load_checkpoint
+
+    auto = [a for a in TINY if a not in ("--precision", "fp32")]
+    out = tmp_path / "run"
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: first)
+    result = run("train", tiny_corpus, "--max-steps", 4, "--out", out, *auto)
+    assert result.exit_code == 0, result.output
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: second)
+    result = run("train", tiny_corpus, "--resume", "--out", out, "--max-steps", 8)
+    assert result.exit_code == 0, result.output
+    meta, tensors = load_checkpoint(out / "latest.safetensors")
+    assert meta["step"] == 8 and tensors["hidden.0.h"].dtype == torch.float32
+
+
+def test_an_explicit_precision_on_resume_is_honoured(trained, tiny_corpus):
+    result = run("train", tiny_corpus, "--resume", "--out", trained, "--max-steps", 24, "--precision", "bf16")
+    assert result.exit_code == 0, result.output
+    assert "ignored" not in result.output
+    assert json.loads((trained / "config.json").read_text())["config"]["train"]["precision"] == "bf16"

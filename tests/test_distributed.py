@@ -42,3 +42,13 @@ def test_torchrun_cli_trains_saves_once_and_resumes(tiny_corpus, tmp_path):
     again = subprocess.run([*TORCHRUN, *args, "--resume", "--max-steps", "6"], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert load_checkpoint(out / "latest.safetensors")[0]["step"] == 6
+
+
+def test_ranks_follow_rank_0_when_their_validation_scores_differ(tmp_path):
+    """Rank 1 scores differently at every validation; the run must still save, end and agree (no hang)."""
+    worker = Path(__file__).with_name("ddp_decisions_worker.py")
+    ddp = subprocess.run([*TORCHRUN, str(worker), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert ddp.returncode == 0, ddp.stderr[-6000:]
+    r0, r1 = _read(tmp_path / "rank0.json"), _read(tmp_path / "rank1.json")
+    assert r0 == r1 and r0["steps"] == 12
+    assert (tmp_path / "best.safetensors").exists() and (tmp_path / "latest.safetensors").exists()
