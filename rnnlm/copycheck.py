@@ -12,15 +12,18 @@ libdivsufsort (``pydivsufsort``) and cached beside the id cache as two ``.npy``
 files that are memory-mapped, keyed by the files' sha256 and the split — never
 by mtime.  Bytes rather than token ids make one index serve char and subword
 models alike, and since UTF-8 is self-synchronising a match that starts on a
-character of the query starts on a character of the corpus.  Measured on a
-100 MB corpus (BENCHMARKS.md): libdivsufsort builds it in ~7 s using 5 bytes
-per corpus byte; numpy prefix doubling needed 39 s and 47 bytes per byte on
-10 MB and ~20 s per doubling round (27 rounds on repeated text) at 100 MB.
+character of the query starts on a character of the corpus.  Measured
+(BENCHMARKS.md, "Copy index"): the index of a 100 MB corpus's training split
+builds in 11 s at a peak of 5.5 bytes per byte, linear from 10 to 100 MB;
+numpy prefix doubling took 58 s instead of 1.1 s on 9 MB, and its rounds
+(one per doubling of the longest repeat, 27 on repeated text) cost ~20 s and
+4.3 GB each at 100 MB.
 
 Searching binary-searches the array for every query position at once
 (vectorised over positions), comparing from the prefix the current bracket
-already shares (Manber & Myers' lcp trick), so a 2,000-character check reads a
-few hundred kilobytes of a 100 MB index and takes well under a second.
+already shares (Manber & Myers' lcp trick), so a 2,000-character check of a
+100 MB index takes 30–100 ms, and opening the cached index (hashing the
+corpus, memory-mapping the arrays) about 0.1 s.
 """
 
 from __future__ import annotations

@@ -264,6 +264,96 @@ def bench_encoding() -> None:
                   f"(run by `scripts/bench.py --quick`).\n\n    {line}\n")
 
 
+# Runs in a fresh process per size, so the peak RSS is the build's own: VmRSS after the imports is the baseline.
+COPY_INDEX_CHILD = r"""
+import json, random, resource, sys, time
+from pathlib import Path
+import numpy as np
+from rnnlm.copycheck import CopyIndex, plan_index
+
+def rss_mb():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS")) / 1024
+
+path, cache, numpy_too = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"
+base = rss_mb()
+t = time.perf_counter(); plan = plan_index([path], (0.9, 0.05, 0.05), cache); scan_s = time.perf_counter() - t
+t = time.perf_counter(); CopyIndex.open(plan); build_s = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+t = time.perf_counter(); index = CopyIndex.open(plan_index([path], (0.9, 0.05, 0.05), cache)); open_s = time.perf_counter() - t
+source = path.read_text()[:200_000]
+typical = list(source[5000:7000])
+rng = random.Random(0)
+for i in range(0, 2000, 25):  # a sample that strays from the corpus every 25 characters, as samples do
+    typical[i] = rng.choice("xyzq")
+checks = {}
+for name, text in (("typical", "".join(typical)), ("verbatim", source[9000:11000])):
+    times = []
+    for _ in range(3):
+        t = time.perf_counter(); index.check(text); times.append(time.perf_counter() - t)
+    checks[name] = sorted(times)[1]
+numpy_s = numpy_mb = None
+if numpy_too:  # the alternative: prefix doubling with numpy sorts, ~log2(longest repeat) rounds
+    text = np.fromfile(path, dtype=np.uint8)[: plan.train_chars]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t = time.perf_counter()
+    n, h, rank = len(text), 1, text.astype(np.int64)
+    while True:
+        second = np.zeros(n, np.int64); second[: n - h] = rank[h:] + 1
+        key = rank * (n + 1) + second
+        order = np.argsort(key, kind="stable"); key = key[order]
+        rank = np.empty(n, np.int64); rank[order] = np.concatenate([[0], np.cumsum(key[1:] != key[:-1])])
+        if rank[order[-1]] == n - 1:
+            break
+        h *= 2
+    numpy_s = time.perf_counter() - t
+    numpy_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+    assert np.array_equal(order, index.sa), "numpy and libdivsufsort disagree"
+print(json.dumps({"bytes": int(index.text.size), "scan_s": scan_s, "build_s": build_s, "peak_mb": peak,
+                  "open_s": open_s, "check_typical_s": checks["typical"], "check_verbatim_s": checks["verbatim"],
+                  "numpy_s": numpy_s, "numpy_mb": numpy_mb}))
+"""
+
+
+def bench_copy_index(sizes_mb: tuple[int, ...] = (10, 50, 100)) -> None:
+    """The copy check's suffix array on tinyshakespeare repeated to 10/50/100 MB: build time and peak memory
+    (linear?), a 2,000-character check once cached, and numpy prefix doubling at 10 MB for comparison."""
+    import json
+    import subprocess
+    import tempfile
+
+    source = CORPUS.read_bytes()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mb in sizes_mb:
+            path = Path(tmp) / f"ts{mb}.txt"
+            path.write_bytes(source * math.ceil(mb * 1e6 / len(source)))
+            out = subprocess.run([sys.executable, "-c", COPY_INDEX_CHILD, str(path), str(Path(tmp) / f"cache{mb}"),
+                                  "1" if mb == min(sizes_mb) else "0"], capture_output=True, text=True, check=True,
+                                 cwd=ROOT)
+            r = json.loads(out.stdout)
+            mb_split = r["bytes"] / 1e6
+            rows.append([f"{path.stat().st_size / 1e6:.0f} MB", f"{mb_split:.1f} MB", f"{r['scan_s']:.2f}",
+                         f"{r['build_s']:.1f}", f"{r['build_s'] / mb_split * 1e3:.0f}", f"{r['peak_mb']:,.0f}",
+                         f"{r['peak_mb'] / mb_split:.1f}", f"{r['open_s'] * 1e3:.0f}",
+                         f"{r['check_typical_s'] * 1e3:.0f}", f"{r['check_verbatim_s'] * 1e3:.0f}"])
+            if r["numpy_s"] is not None:
+                numpy_row = (f"numpy prefix doubling on the same {mb_split:.1f} MB split: {r['numpy_s']:.1f} s and "
+                             f"{r['numpy_mb']:,.0f} MB peak (libdivsufsort: {r['build_s']:.1f} s, {r['peak_mb']:,.0f} MB "
+                             "including reading and saving); same array.")
+    body = render("copy index: suffix array of the training split (libdivsufsort)",
+                  ["corpus", "train split", "scan+hash s", "build s", "ms/MB", "peak MB", "bytes/byte",
+                   "open cached ms", "check typical ms", "check verbatim ms"], rows)
+    console.print(numpy_row)
+    write_section("copy-index", f"## Copy index (`generate --check-copy`)\n\n{machine_line()}\n\n"
+                  "Command: `python scripts/bench.py --copy-index`. tinyshakespeare repeated to each size (its "
+                  "repeats are the worst case for sorting suffixes), split 0.9/0.05/0.05; each size in a fresh "
+                  "process, peak RSS above the process's RSS after its imports. Build = read the split as UTF-8, "
+                  "sort its suffixes, save both arrays to the cache. Open = hash the corpus and memory-map the "
+                  "cached index. Check = one 2,000-character sample (median of 3): typical strays from the corpus "
+                  "every 25 characters, verbatim is a 2,000-character copy (the slowest case).\n\n"
+                  f"{body}\n\n{numpy_row}\n")
+
+
 def bench_ddp(steps: int = 40) -> None:
     """Target 7: 1 vs 2 processes (torchrun, gloo) on this machine's cores, default model, same global batch."""
     import json
@@ -428,6 +518,7 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true", help="time-to-quality runs (~50 min)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20, help="timed steps per speed repeat")
+    parser.add_argument("--copy-index", action="store_true", help="the copy check's suffix array on 10-100 MB (~2 min)")
     parser.add_argument("--only", default=None, help="comma-separated section names")
     args = parser.parse_args()
     if not CORPUS.exists():
@@ -439,11 +530,12 @@ def main() -> None:
         "encoding": bench_encoding,
         "ddp": bench_ddp,
     }
-    sections = {**quick, "quality": bench_quality}
+    sections = {**quick, "quality": bench_quality, "copy-index": bench_copy_index}
     if args.only:
         chosen = args.only.split(",")
     else:
-        chosen = (list(quick) if args.quick or not args.quality else []) + (["quality"] if args.quality else [])
+        chosen = ((list(quick) if args.quick or not (args.quality or args.copy_index) else [])
+                  + (["quality"] if args.quality else []) + (["copy-index"] if args.copy_index else []))
     for name in chosen:
         sections[name]()
 
