@@ -176,4 +176,4 @@ def main() -> None:
     cli(prog_name="rnnlm")
 
 
-from . import chat_cmd, compare_cmd, export_cmd, generate_cmd, info_cmd, train_cmd  # noqa: E402, F401  (registers the commands on ``cli``)
+from . import chat_cmd, compare_cmd, export_cmd, generate_cmd, info_cmd, inspect_cmd, train_cmd  # noqa: E402, F401  (registers the commands on ``cli``)
