@@ -88,7 +88,16 @@ def compare(corpus, cells, layers, budget, match, params_target, hidden, embed, 
         on_skip=lambda name: console.print(f"{name}: done earlier, skipped"),
     )
     render_results(results)
-    console.print(f"results: {out / 'results.json'}, plot: {out / 'curves.png'}")
+    console.print(f"results: {out / 'results.json'}, plots: {out / 'curves.png'}, {out / 'gradient-reach.png'}")
+
+
+def _reach_k(group: dict, runs: list[dict]) -> str:
+    """Per seed, the k where the top layer's ‖∂L_t/∂h_{t−k}‖ falls below 1% of k=1 ("> 256" where it never does)."""
+    key = (group["tokenizer"], group["cell"], group["layers"])
+    reaches = [r.get("gradient_reach") for r in runs if (r["tokenizer"], r["cell"], r["layers"]) == key]
+    if not reaches or None in reaches:
+        return "—"  # results from before compare measured it, or a validation text too short
+    return " / ".join(f"> {r['max_k']}" if r["k_below_1pct"] is None else str(r["k_below_1pct"]) for r in reaches)
 
 
 def render_results(results: dict) -> None:
@@ -102,7 +111,7 @@ def render_results(results: dict) -> None:
     kinds = {g["tokenizer"] for g in results["groups"]}
     tok_col = kinds != {"char"}
     columns = ["cell", "layers", "hidden", "params", "train time", "chars/s", "best val bpc", "test bpc", "test ppl",
-               "beats 5-gram"]
+               "beats 5-gram", "grad < 1% at k"]
     if tok_col:
         columns.insert(1, "tokens")
     for col in columns:
@@ -111,10 +120,10 @@ def render_results(results: dict) -> None:
         cells = [g["cell"], str(g["layers"]), str(g["hidden"]), f"{g['params']:,}", f"{g['train_time_s_mean']:.0f} s",
                  f"{g['chars_per_s_mean']:,.0f}", pm(g, "best_val_bpc", ".3f"), pm(g, "test_bpc", ".3f"),
                  f"{g['test_perplexity_mean']:.2f}",
-                 "never" if g["beats_ngram_min"] is None else f"{g['beats_ngram_min']:.1f} min"]
+                 "never" if g["beats_ngram_min"] is None else f"{g['beats_ngram_min']:.1f} min", _reach_k(g, results["runs"])]
         table.add_row(*(cells[:1] + [g["tokenizer"]] + cells[1:] if tok_col else cells))
-    blank = [""] * (len(columns) - 5)
+    blank = [""] * (len(columns) - 6)
     for b in results["baselines"]:
         table.add_row(b["name"], *blank, f"{b['val_bpc']:.3f}", f"{b['test_bpc']:.3f}", f"{b['test_perplexity']:.2f}", "",
-                      style="dim")
+                      "", style="dim")
     print_result(table)
