@@ -21,7 +21,7 @@ DEFAULT_HISTORY = "~/.rnnlm_history"
 @click.option("--top-p", type=float, default=1.0, help="Nucleus sampling (1 = off; /topp).")
 @click.option("--length", type=int, default=300, help="Tokens per reply (characters for char models; /length).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed for the whole session: same lines ⇒ same replies (CPU).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", help="Where to run the model.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run the model; auto takes CUDA when available.")
 @click.option("--history", type=click.Path(dir_okay=False), default=DEFAULT_HISTORY, help="Where the typed lines are kept between sessions (up arrow recalls them).")
 def chat(checkpoint, latest, temperature, top_k, top_p, length, seed, device, history) -> None:
     """Write with a model, turn by turn: each line you type continues the text.
