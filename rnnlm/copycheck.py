@@ -93,7 +93,6 @@ class IndexPlan:
     """Which text an index covers and where it is cached, known after hashing the files (no index read yet)."""
 
     paths: tuple[Path, ...]
-    fractions: tuple[float, ...]
     cache_dir: Path | None
     key: str
     train_chars: int
@@ -144,7 +143,7 @@ def plan_index(paths: Sequence[Path], fractions: Sequence[float], cache_dir: Pat
     # The same bounds training used: split_ids on a zero-copy stand-in as long as the corpus.
     train_chars = len(split_ids(np.broadcast_to(np.uint8(0), (info.num_chars,)), tuple(fractions))[0])
     blob = json.dumps([FORMAT, list(info.sha256), list(info.sizes), train_chars]).encode()
-    return IndexPlan(tuple(Path(p) for p in info.paths), tuple(fractions), cache_dir,
+    return IndexPlan(tuple(Path(p) for p in info.paths), cache_dir,
                      hashlib.sha256(blob).hexdigest()[:24], train_chars, info.sizes, info.sha256)
 
 
@@ -277,17 +276,16 @@ def _load(plan: IndexPlan) -> CopyIndex | None:
 
 
 def _remove_stale(plan: IndexPlan) -> None:
-    """Older indexes of the same files (since edited) are 5 bytes per corpus byte each: remove them."""
+    """Indexes of the same files with other contents (edited since) cost 5 bytes per corpus byte and serve
+    only if the edit is undone: remove them.  Another split of unchanged files keeps its index."""
     mine = [str(p) for p in plan.paths]
     for other in plan.cache_dir.glob("copy-*.json"):
         key = other.name[len("copy-") : -len(".json")]
-        if key == plan.key:
-            continue
         try:
-            same_files = json.loads(other.read_text()).get("paths") == mine
+            meta = json.loads(other.read_text())
         except (OSError, ValueError):
             continue
-        if same_files:
+        if key != plan.key and meta.get("paths") == mine and meta.get("sha256") != list(plan.sha256):
             for suffix in (".json", ".text.npy", ".sa.npy"):
                 (plan.cache_dir / f"copy-{key}{suffix}").unlink(missing_ok=True)
 
@@ -318,7 +316,7 @@ def _build(plan: IndexPlan, progress: Progress | None) -> tuple[np.ndarray, np.n
     sa = divsufsort(text) if used else np.zeros(0, np.int32)
     report(sorting, 1, 0)
     starts = np.cumsum([0] + [s + 1 for s in plan.sizes[:-1]])
-    meta = {"format": FORMAT, "bytes": int(used), "paths": [str(p) for p in plan.paths],
+    meta = {"format": FORMAT, "bytes": int(used), "paths": [str(p) for p in plan.paths], "sha256": list(plan.sha256),
             "files": [p.name for p in plan.paths], "file_starts": [int(s) for s in starts if s < max(used, 1)],
             **_block_tables(text)}
     return text, sa, meta

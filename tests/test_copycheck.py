@@ -109,6 +109,8 @@ def test_the_cached_index_follows_content_not_mtime(tmp_path):
     assert not plan.cached
     CopyIndex.open(plan, progress)
     assert calls and plan_index([path], (0.9, 0.1), cache).cached
+    CopyIndex.open(plan_index([path], (0.8, 0.2), cache))  # another split of the same text: a second index
+    assert plan_index([path], (0.9, 0.1), cache).cached and len(list(cache.glob("copy-*.json"))) == 2
     os.utime(path, (1, 1))  # a new mtime, same content: still the same index, no rebuild
     calls.clear()
     again = CopyIndex.open(plan_index([path], (0.9, 0.1), cache), progress)
@@ -119,7 +121,7 @@ def test_the_cached_index_follows_content_not_mtime(tmp_path):
     edited = plan_index([path], (0.9, 0.1), cache)
     assert edited.key != plan.key and not edited.cached
     assert CopyIndex.open(edited, progress).check(planted).longest == len(planted)
-    assert calls and len(list(cache.glob("copy-*.json"))) == 1  # the stale index was removed
+    assert calls and len(list(cache.glob("copy-*.json"))) == 1  # both indexes of the old text were removed
 
 
 @pytest.fixture(scope="module")
