@@ -86,17 +86,17 @@ def beam_search(model: nn.Module, tokenizer: Tokenizer, prompt: str, *, beam: in
             state = tuple(s[:, parent] for s in state)  # (layers, B', H) each
             if stop is not None:
                 live = _finish_stopped(tokenizer, seqs, total, chars, stop, finished)  # (B',) bool
-                if len(finished) >= beam or not live.any():
-                    break
                 total, chars, seqs, token = total[live], chars[live], seqs[live], token[live]
                 state = tuple(s[:, live] for s in state)
+                if len(finished) >= beam or not len(seqs):
+                    break
             if step + 1 < length:
                 with step_context():
                     logits, state = model(token[:, None], state)  # (B, 1, V)
                 logp = torch.log_softmax(logits[:, -1].float(), dim=-1)  # (B, V)
     finally:
         model.train(was_training)
-    if stop is None or len(finished) < beam:
+    if len(finished) < beam:  # the live hypotheses compete with the finished ones
         finished += [Hypothesis(tokenizer.decode(row), row, float(t), int(c))
                      for row, t, c in zip(seqs.tolist(), total.tolist(), chars.tolist())]
     finished.sort(key=lambda h: h.logprob_per_char, reverse=True)
