@@ -82,7 +82,7 @@ class Terminal:
                 self.screen += data
         self.screen = self.screen[self.screen.index(text) + len(text) :]
 
-    def exit_code(self, timeout: float = 30.0) -> int:
+    def exit_code(self, timeout: float = 60.0) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if select.select([self.fd], [], [], 0.1)[0]:
@@ -102,24 +102,22 @@ def test_the_prompt_loop_in_a_terminal(tiny_run, tmp_path):
     env = {**os.environ, "HOME": str(tmp_path), "TERM": "xterm"}
     term = Terminal(str(tiny_run), "--length", "40", "--seed", "0", "--device", "cpu", "--history", str(history), env=env)
     term.expect(b"/help for commands")
-    term.expect(b"> ")
-    term.type(b"All:\r")
-    term.expect(b"> ")  # a reply of 40 characters, then the prompt again
-    term.type(b"/temp 0.5\r")
-    term.expect(b"temperature 0.5")
-    term.type(b"\x1b[A\r")  # up arrow: readline recalls the last line
-    term.expect(b"temperature 0.5")
-    term.type(b"/length 1000000\r")
-    term.expect(b"length 1000000")
-    term.type(b"First\r")
-    term.expect(b"First\r\n")
+    for keys, shown in [(b"All:", b"All:\r\n"),  # echoed; a reply of 40 characters and the prompt follow
+                        (b"/temp 0.5", b"temperature 0.5"),
+                        (b"\x1b[A", b"temperature 0.5"),  # up arrow: readline recalls the last line
+                        (b"/length 1000000", b"length 1000000"),
+                        (b"First", b"First\r\n")]:
+        term.expect(b"> ")  # readline has the terminal: keys typed before it might reach the tty driver instead
+        term.type(keys + b"\r")
+        term.expect(shown)
     time.sleep(0.5)  # let the long reply run
     term.type(b"\x03")  # Ctrl-C stops it, the loop goes on
     term.expect(b"(stopped)")
-    term.type(b"/topk 3\r")
-    term.expect(b"top-k 3")
-    term.type(b"/reset\r")
-    term.expect(b"reset: the next line starts a new text")
+    for keys, shown in [(b"/topk 3", b"top-k 3"), (b"/reset", b"reset: the next line starts a new text")]:
+        term.expect(b"> ")
+        term.type(keys + b"\r")
+        term.expect(shown)
+    term.expect(b"> ")
     term.type(b"\x04")  # Ctrl-D at an empty prompt leaves
     assert term.exit_code() == 0
     assert "/temp 0.5" in history.read_text()
