@@ -137,7 +137,8 @@ def plot_reach(curves: dict[str, GradientReach], path: Path, title: str = "") ->
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     for name, reach in curves.items():
         k1 = describe_k(reach.k_below(0.01), reach.max_k)
-        ax.semilogy(np.arange(1, reach.max_k + 1), np.maximum(reach.top, 1e-30), lw=1.5, label=f"{name} (1% at k {k1})")
+        curve = np.where(reach.top > 0, reach.top, np.nan)  # float32 underflow to 0 ends the line, not a floor
+        ax.semilogy(np.arange(1, reach.max_k + 1), curve, lw=1.5, label=f"{name} (1% at k {k1})")
     ax.set_xlabel("k (steps back)")
     ax.set_ylabel("‖∂L_t / ∂h_{t−k}‖ (top layer, mean)")
     ax.grid(alpha=0.3, which="both")

@@ -97,7 +97,7 @@ function paint() {
   const hit = D.found.filter((f) => f.layer === cur.layer && f.unit === cur.unit);
   $("current").textContent = `L${cur.layer + 1} u${cur.unit} · ${cur.signal} · signals stored: ${avail.join(" ")}` +
     (avail.length === 1 && D.signals.length > 1 ? " (gates only for found or requested units: --units)" : "") +
-    (hit.length ? " · tracks " + hit.map((f) => f.feature + " (" + scoreText(f, f.held) + ")").join(", ") : "");
+    (hit.length ? " · tracks " + hit.map((f) => `${f.feature} (${f.signal}: ${scoreText(f, f.held)})`).join(", ") : "");
   for (const li of document.querySelectorAll("#found li, #found-more li")) li.classList.toggle("on", +li.dataset.layer === cur.layer && +li.dataset.unit === cur.unit && li.dataset.signal === cur.signal);
 }
 
@@ -204,7 +204,7 @@ if (D.reach) {
   const R = D.reach, w = 520, h = 260, L = 52, B = 34, svg = el("svg", { width: w, height: h, id: "reach-svg" }, $("reach"));
   const all = R.norms.flat().filter((v) => v > 0), lo = Math.log10(Math.min(...all)), hi = Math.log10(Math.max(...all));
   const span = Math.max(hi - lo, 1e-9), x = (k) => L + (w - L - 10) * (k - 1) / Math.max(R.maxK - 1, 1);
-  const y = (v) => 10 + (h - B - 10) * (hi - Math.log10(Math.max(v, 1e-30))) / span;
+  const y = (v) => 10 + (h - B - 10) * (hi - Math.log10(Math.max(v, 10 ** lo))) / span;  // underflowed zeros sit on the axis
   el("line", { x1: L, y1: h - B, x2: w - 10, y2: h - B, stroke: "#999" }, svg);
   el("line", { x1: L, y1: 10, x2: L, y2: h - B, stroke: "#999" }, svg);
   for (let e = Math.ceil(lo); e <= Math.floor(hi); e++) { el("line", { x1: L, x2: w - 10, y1: y(10 ** e), y2: y(10 ** e), stroke: "#eee" }, svg); label(svg, L - 4, y(10 ** e) + 3, "1e" + e, "end"); }

@@ -28,6 +28,7 @@ import torch
 from .corpus import iter_text, read_text
 from .errors import InputError
 from .features import Feature, all_features, parse_feature
+from .fileio import atomic_write
 from .finder import DEFAULT_THRESHOLD, Column, FeatureResult, find_units
 from .gradreach import DEFAULT_MAX_K, GradientReach, gradient_reach
 from .lm import LanguageModel, load
@@ -108,7 +109,6 @@ class Inspection:
 
     def save_npz(self, path: str | Path) -> Path:
         """Every array at full precision, for notebooks (``np.load``)."""
-        path = Path(path)
         arrays = {f"signal_{k}": v for k, v in self.signals.items()}
         arrays.update({f"feature_{f.name}": f.values for f in self.features})
         arrays.update(ids=self.ids, token_of_char=self.token_of_char, token_bits=self.token_bits, bits=self.bits,
@@ -118,9 +118,7 @@ class Inspection:
         if self.reach is not None:
             arrays["gradient_reach"] = self.reach.norms
         arrays.update({f"saturation_{g}": v for g, v in self.saturation.items()})
-        with path.open("wb") as f:
-            np.savez_compressed(f, **arrays)
-        return path
+        return atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
 
 
 def _corpus_text(lm: LanguageModel) -> tuple[str | None, str | None]:

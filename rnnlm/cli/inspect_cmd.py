@@ -63,7 +63,9 @@ class StageLines:
 @click.option("--ngram/--no-ngram", default=True, help="The n-gram surprise track (needs the run's corpus).")
 @click.option("--npz", type=click.Path(dir_okay=False), default=None, help="Also save every array at full precision.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: rnnlm.inspect_report.INSPECT_SCHEMA).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (torch's default: one per core).")
+@click.option("--threads", type=click.IntRange(min=1), default=1,
+              help="CPU threads. The recurrence steps one character at a time, where a second thread gained nothing "
+                   "here and a core busy with other work made it up to 8× slower.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", help="Where to run the model.")
 def inspect_command(checkpoint, file, out, latest, length, start, warmup, features, units, threshold, max_k, ngram, npz,
                     as_json, threads, device) -> None:
