@@ -26,6 +26,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], *, durable: bool
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a page or checkpoint is as readable as any file
         with os.fdopen(fd, "wb") as f:
             write(f)
             if durable:
@@ -44,6 +45,13 @@ def atomic_write_text(path: Path, text: str) -> Path:
     """:func:`atomic_write` for UTF-8 text."""
     data = text.encode("utf-8")
     return atomic_write(path, lambda f: f.write(data))
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, so set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory: Path) -> None:

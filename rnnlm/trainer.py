@@ -233,11 +233,26 @@ class Trainer:
         self._set_total(max(self.state.step + 1, min(total, fixed) if fixed is not None else total), fit_dropout=first)
 
     def _over_budget(self) -> bool:
-        total = self.state.total_steps
-        if total is not None and self.state.step >= total:
-            return True
-        over_time = self.config.max_time_s is not None and self._elapsed() >= self.config.max_time_s
-        return over_time or self._flag.signum is not None
+        """Time up, a step or epoch budget reached, or a signal.
+
+        A time budget's planned count is not a stop of its own: when the steps
+        ran faster than planned (a shared machine freed up after the last refit),
+        the plan is refitted and the remaining time trains at the floor learning
+        rate instead of being left unused (see ``_plan_spent``).
+        """
+        st, cfg = self.state, self.config
+        if cfg.max_time_s is None:
+            steps_done = st.total_steps is not None and st.step >= st.total_steps
+        else:
+            fixed = self._fixed_total()
+            steps_done = fixed is not None and st.step >= fixed
+        over_time = cfg.max_time_s is not None and self._elapsed() >= cfg.max_time_s
+        return steps_done or over_time or self._flag.signum is not None
+
+    def _plan_spent(self) -> bool:
+        """A time-budgeted run has made its planned steps with time left: refit before the next step."""
+        st = self.state
+        return self.config.max_time_s is not None and st.total_steps is not None and st.step >= st.total_steps
 
     def _shared(self, val: EvalResult) -> EvalResult:
         """Rank 0's validation result on every rank.
@@ -354,11 +369,14 @@ class Trainer:
         with StopFlag() as self._flag:
             while True:
                 now = self.clock()
-                stop, do_eval, do_save = self._agree(
+                stop, do_eval, do_save, spent = self._agree(
                     self._over_budget(), steps_this_run > 0 and now - last_eval >= self.eval_interval(),
-                    now - last_save >= cfg.save_every_s)
+                    now - last_save >= cfg.save_every_s, self._plan_spent())
                 if stop:
                     break
+                if spent and mark is not None and st.step > mark[0]:
+                    self._calibrate(step_time(now), getattr(self, "eval_cost_s", 0.0))
+                    mark = (st.step, now, pause_s)
                 if do_eval:
                     if st.time_fitted and mark is not None and st.step > mark[0]:
                         self._calibrate(step_time(now), self.eval_cost_s)

@@ -120,3 +120,16 @@ def test_header_length_starting_with_pickle_or_zip_magic_still_loads(tmp_path, m
         if first[:1] == b"\x80" or first == b"PK":
             return
     pytest.fail("no header length hit the magic bytes; widen the padding range")
+
+
+def test_atomic_writes_leave_ordinary_file_permissions(tmp_path):
+    import os
+
+    from rnnlm.fileio import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "page.html", "<p>hi</p>")
+    finally:
+        os.umask(old)
+    assert path.read_text() == "<p>hi</p>" and (path.stat().st_mode & 0o777) == 0o644

@@ -142,6 +142,29 @@ def test_a_slow_start_does_not_shorten_a_time_budget(tmp_path):
     assert summary["elapsed_s"] >= 0.97 * cfg.max_time_s  # the first plan alone stopped at ~60% of it
 
 
+def test_steps_that_speed_up_after_the_last_refit_still_use_the_whole_budget(tmp_path):
+    """Planned at 0.2 s a step with no later refit (validation off); then steps run 10× faster.
+
+    The plan is spent at ~45 s of 60: the run refits and trains on at the floor learning rate.
+    """
+    clock = FakeClock()
+    cfg = CFG.replace(max_steps=None, max_time_s=60.0, calibrate_steps=10, eval_every_s=1e9, warmup_steps=5)
+    trainer, _ = _run(tmp_path, cfg=cfg, clock=clock)
+    step, lrs = trainer.train_step, []
+
+    def timed_step():
+        clock.t += 0.2 if trainer.state.step < 200 else 0.02
+        loss = step()
+        lrs.append(trainer.state.lr)
+        return loss
+
+    trainer.train_step = timed_step
+    summary = trainer.run()
+    assert summary["elapsed_s"] >= 0.97 * cfg.max_time_s and summary["steps"] > 400
+    assert lrs[-1] == pytest.approx(cfg.lr * cfg.min_lr_ratio)
+    assert np.abs(np.diff(lrs[cfg.warmup_steps:])).max() / cfg.lr < 0.01
+
+
 def test_auto_validation_cadence_keeps_costly_validations_under_5_percent(tmp_path):
     """A validation costing 20 s in a 600 s budget: no validation at the first fit, then one every 400 s."""
     from rnnlm.trainer import EVAL_SHARE, PROBE_IDS
