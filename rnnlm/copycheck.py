@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,10 +109,16 @@ class IndexPlan:
         return meta is not None and meta.exists()
 
 
-def cache_dir_for(checkpoint: Path) -> Path:
-    """The id cache a checkpoint's run used: ``checkpoints/.cache`` for ``checkpoints/RUN/best.safetensors``."""
+def cache_dir_for(checkpoint: Path) -> Path | None:
+    """The id cache a checkpoint's run used: ``checkpoints/.cache`` for ``checkpoints/RUN/best.safetensors``;
+    None where it cannot be written (a read-only copy of a run: the index is then built in memory)."""
     run = checkpoint.parent
-    return (run.parent if (run / "config.json").exists() else run) / ".cache"
+    cache = (run.parent if (run / "config.json").exists() else run) / ".cache"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return cache if os.access(cache, os.W_OK) else None
 
 
 def plan_for_run(meta: dict, checkpoint: Path, corpus: Sequence[str | Path] | None = None) -> IndexPlan:
