@@ -176,7 +176,7 @@ def test_auto_validation_cadence_keeps_costly_validations_under_5_percent(tmp_pa
     spent = []
 
     def timed_step():
-        clock.t += 0.1
+        clock.t += 0.5
         return step()
 
     def timed_validate(probe=False):
