@@ -24,7 +24,7 @@ from torch import nn
 
 from .device import model_device
 from .errors import InputError
-from .sample import Tokenizer, _prompt_tensor, _without_onednn, encode_prompt
+from .sample import Tokenizer, prompt_tensor, without_onednn, encode_prompt
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,12 @@ def beam_search(model: nn.Module, tokenizer: Tokenizer, prompt: str, *, beam: in
     if stop == "":
         raise InputError("stop string must not be empty")
     device = model_device(model)
-    ids = _prompt_tensor(encode_prompt(tokenizer, prompt), bos_id, model.config.vocab_size, device)  # (1, L)
+    ids = prompt_tensor(encode_prompt(tokenizer, prompt), bos_id, model.config.vocab_size, device)  # (1, L)
     lengths = tokenizer.char_lengths()
     char_len = torch.ones(model.config.vocab_size, device=device) if lengths is None else \
         torch.as_tensor(np.asarray(lengths), dtype=torch.float32, device=device)  # (V,)
     onednn_lstm = device.type == "cpu" and isinstance(getattr(model, "rnn", None), nn.LSTM)
-    step_context = _without_onednn if onednn_lstm else nullcontext
+    step_context = without_onednn if onednn_lstm else nullcontext
     was_training = model.training
     model.eval()
     try:

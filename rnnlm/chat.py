@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .errors import InputError
-from .sample import SamplingConfig, _without_onednn, encode_prompt, next_ids
+from .sample import SamplingConfig, without_onednn, encode_prompt, next_ids
 from .tokenizer import StreamDecoder
 
 COMMANDS = {
@@ -57,7 +57,7 @@ class ChatSession:
         self.cfg = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed).with_seed()
         self.generator = torch.Generator(device=lm.device).manual_seed(self.cfg.seed)
         onednn_lstm = lm.device.type == "cpu" and isinstance(getattr(lm.module, "rnn", None), nn.LSTM)
-        self._step_context = _without_onednn if onednn_lstm else nullcontext
+        self._step_context = without_onednn if onednn_lstm else nullcontext
         self.reset()
 
     def reset(self) -> None:

@@ -7,7 +7,7 @@ header, so a hostile file can at worst fail to parse.  The header's
 ``__metadata__["rnnlm"]`` holds the JSON described in CONVENTIONS.md, with a
 sha256 of the tensor bytes that is checked on every load.
 
-Writes go through :func:`rnnlm.fileio.atomic_write` (temp file, fsync, rename):
+Writes go through :func:`rnnlm.fileio.atomic_write_to` (temp file, fsync, rename):
 a crash at any moment leaves the old file or the new one.
 """
 
@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+from safetensors.torch import save_file as st_save_file
 
 from .errors import InputError, RnnlmError
-from .fileio import atomic_write
+from .fileio import atomic_write_to
 
 FORMAT = "rnnlm-checkpoint"
 VERSION = 1
@@ -38,7 +38,7 @@ def tensor_checksum(tensors: dict[str, torch.Tensor]) -> str:
     for name in sorted(tensors):
         t = tensors[name].detach().contiguous().cpu()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))  # no copy of the bytes
     return digest.hexdigest()
 
 
@@ -47,9 +47,9 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str
     path = Path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     header = dict(meta, format=FORMAT, version=VERSION, checksum=tensor_checksum(tensors))
-    payload = st_save(tensors, metadata={"rnnlm": json.dumps(header)})
-    try:
-        return atomic_write(path, lambda f: f.write(payload), durable=True)
+    metadata = {"rnnlm": json.dumps(header)}
+    try:  # streamed to the file: the whole checkpoint is never one bytes object in memory
+        return atomic_write_to(path, lambda tmp: st_save_file(tensors, str(tmp), metadata=metadata), durable=True)
     except OSError as exc:
         what = "disk full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
         raise RnnlmError(f"could not save {path} ({what}); the previous checkpoint there is intact") from exc

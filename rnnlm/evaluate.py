@@ -56,9 +56,9 @@ class EvalResult:
         }
 
 
-# Logits held at once during evaluation, in elements (32 MB of float32): rows × chunk × vocabulary stays under
+# Logits held at once during evaluation, in elements (16 MB of float32): rows × chunk × vocabulary stays under
 # it, so a 6,000-character or 32k-piece vocabulary is scored in bounded memory (in smaller chunks).
-LOGITS_BUDGET = 1 << 23
+LOGITS_BUDGET = 1 << 22
 MAX_ROWS = 512
 
 

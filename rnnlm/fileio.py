@@ -22,16 +22,28 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], *, durable: bool
     cut right after the rename must not lose the new file).  On any error the
     temp file is removed and the previous file at ``path`` is untouched.
     """
+    def write_to(tmp: Path) -> None:
+        with tmp.open("wb") as f:
+            write(f)
+
+    return atomic_write_to(path, write_to, durable=durable)
+
+
+def atomic_write_to(path: Path, write_to: Callable[[Path], None], *, durable: bool = False) -> Path:
+    """:func:`atomic_write` for writers that take a file name (safetensors streams a checkpoint to disk)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a page or checkpoint is as readable as any file
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
+        os.close(fd)
+        write_to(Path(tmp))
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -60,6 +60,15 @@ class RNNLM(nn.Module):
 
     def forward(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Logits for every position and the state after the last one."""
+        features, new_state = self.features(ids, state)
+        return self.decoder(features), new_state  # (B, T, V)
+
+    def features(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """What the decoder reads (the top layer's output after dropout, (B, T, H)) and the new state.
+
+        Apart from ``forward`` so the trainer can decode a large vocabulary in
+        slices without holding every position's logits at once.
+        """
         x = locked_dropout(self.embedding(ids), self.dropout, self.training)  # (B, T, E)
         rnn_state = state if self.config.cell == "lstm" else state[0]
         if x.is_cuda and torch.is_autocast_enabled("cuda"):
@@ -72,9 +81,8 @@ class RNNLM(nn.Module):
                                           if isinstance(rnn_state, tuple) else rnn_state.float())  # (B, T, H)
         else:
             out, new_state = self.rnn(x, rnn_state)  # (B, T, H)
-        logits = self.decoder(locked_dropout(out, self.dropout, self.training))  # (B, T, V)
         new_state = new_state if isinstance(new_state, tuple) else (new_state,)
-        return logits, new_state
+        return locked_dropout(out, self.dropout, self.training), new_state  # (B, T, H)
 
 
 def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

@@ -135,7 +135,7 @@ def draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)  # (B,)
 
 
-def _prompt_tensor(prompt_ids: Sequence[int] | np.ndarray, bos_id: int | None, vocab_size: int,
+def prompt_tensor(prompt_ids: Sequence[int] | np.ndarray, bos_id: int | None, vocab_size: int,
                    device: torch.device) -> torch.Tensor:
     """(1, L) long prompt; an empty prompt becomes ``[bos_id]`` (or ``[0]``) so the model has a first input."""
     ids = np.asarray(prompt_ids).reshape(-1).astype(np.int64)
@@ -157,14 +157,14 @@ def generate_ids(model: nn.Module, prompt_ids: Sequence[int] | np.ndarray, cfg: 
     previous mode back when the iterator finishes or is closed.
     """
     device = torch.device(device) if device is not None else model_device(model)
-    prompt = _prompt_tensor(prompt_ids, bos_id, model.config.vocab_size, device)  # (1, L)
+    prompt = prompt_tensor(prompt_ids, bos_id, model.config.vocab_size, device)  # (1, L)
     generator = torch.Generator(device=device)
     generator.manual_seed(cfg.with_seed().seed)
     return _generate(model, prompt, cfg, generator)
 
 
 @contextmanager
-def _without_onednn() -> Iterator[None]:
+def without_onednn() -> Iterator[None]:
     """Run one (B, 1) step on torch's own CPU kernels rather than oneDNN's.
 
     oneDNN's LSTM has a fixed cost per call: on torch 2.13 CPU one step of a
@@ -194,7 +194,7 @@ def _generate(model: nn.Module, prompt: torch.Tensor, cfg: SamplingConfig,
         if cfg.repetition_penalty != 1.0:
             seen = torch.zeros(logits.shape, dtype=torch.bool, device=prompt.device)  # (B, V)
         onednn_lstm = prompt.device.type == "cpu" and isinstance(getattr(model, "rnn", None), nn.LSTM)
-        step_context = _without_onednn if onednn_lstm else nullcontext  # nullcontext: no per-step cost
+        step_context = without_onednn if onednn_lstm else nullcontext  # nullcontext: no per-step cost
         for step in range(cfg.length):
             nxt = next_ids(logits, cfg, generator, seen)  # (B,)
             if seen is not None:
@@ -290,4 +290,5 @@ def generate_texts(model: nn.Module, tokenizer: Tokenizer, prompt: str, cfg: Sam
     return [head + _truncate_at_stop(tokenizer.decode(row), cfg.stop)[0] for row in ids.cpu().numpy()]
 
 
-__all__ = ["SamplingConfig", "Tokenizer", "next_ids", "draw", "generate_ids", "stream_text", "generate_texts"]
+__all__ = ["SamplingConfig", "Tokenizer", "next_ids", "draw", "generate_ids", "stream_text", "generate_texts",
+           "prompt_tensor", "without_onednn", "encode_prompt"]

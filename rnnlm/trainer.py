@@ -60,6 +60,9 @@ CALIBRATE_SKIP = 20
 # run on such a corpus spent a fifth of its wall time outside training (with the final validation); at 5% it
 # validates at its first fit (when cheap) and at the end.
 EVAL_EVERY_MIN_S = 30.0
+# Logits one training step may hold at once (elements): above it the decoder runs in slices of positions
+# (see Trainer._sliced_loss_backward).  The default 65-character vocabulary at B=T=64 is 266k, far below.
+STEP_LOGITS_BUDGET = 1 << 21
 EVAL_SHARE = 0.05
 # The first fit validates only when a probe says it costs at most this share of the time budget.
 CHEAP_FIRST_EVAL = 0.02
@@ -290,11 +293,14 @@ class Trainer:
                                                       self._anchor())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with autocast_context(self.device, self.autocast_dtype):
-            logits, new_hidden = self.net(x, self.hidden)  # (B, T, V)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.world_size == 1 and x.numel() * self.model.config.vocab_size > STEP_LOGITS_BUDGET:
+            loss, new_hidden = self._sliced_loss_backward(x, y)
+        else:
+            with autocast_context(self.device, self.autocast_dtype):
+                logits, new_hidden = self.net(x, self.hidden)  # (B, T, V)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+            loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
         finite = bool(torch.isfinite(loss) & torch.isfinite(grad_norm))  # the one host read per step
         if self.world_size > 1:
@@ -309,6 +315,33 @@ class Trainer:
         self.state.bad_steps = 0
         self.hidden = detach_state(new_hidden)  # float32 whatever autocast computed in (see detach_state)
         return loss.detach()
+
+    def _sliced_loss_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """Mean loss and its gradients with the logits made a slice of positions at a time.
+
+        A 6,000-character vocabulary at B=T=64 makes 25M logits: with their fp32
+        copy, log-softmax and gradients a step held ~350 MB more than the model.
+        Here the recurrent part runs once, its output is cut off the graph, each
+        slice is decoded and back-propagated into that output, and the output's
+        gradient then flows through the recurrent part once: same loss and
+        gradients (to float rounding), memory bounded by ``STEP_LOGITS_BUDGET``.
+        Single process only: DDP expects one backward per forward.
+        """
+        with autocast_context(self.device, self.autocast_dtype):
+            features, new_hidden = self.model.features(x, self.hidden)  # (B, T, H)
+        cut = features.detach().requires_grad_()
+        vocab = self.model.config.vocab_size
+        width = max(1, STEP_LOGITS_BUDGET // (x.shape[0] * vocab))
+        loss = torch.zeros((), device=x.device)
+        for t0 in range(0, x.shape[1], width):
+            with autocast_context(self.device, self.autocast_dtype):
+                logits = self.model.decoder(cut[:, t0 : t0 + width])  # (B, t, V)
+            part = F.cross_entropy(logits.float().reshape(-1, vocab), y[:, t0 : t0 + width].reshape(-1),
+                                   reduction="sum") / y.numel()
+            part.backward()
+            loss += part.detach()
+        features.backward(cut.grad)
+        return loss, new_hidden
 
     def _bad_step(self, step: int) -> None:
         """Skip a NaN/inf step, halve the learning rate, and give up after ``max_bad_steps`` in a row."""
