@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -53,6 +54,23 @@ def resolve_autocast(precision: str, device: torch.device) -> torch.dtype | None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+@functools.cache
+def _onednn_bf16() -> bool:
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def cell_autocasts(device: torch.device) -> bool:
+    """Whether the recurrent cell may run under bf16 autocast on ``device`` (else it runs fp32 beside it).
+
+    CUDA: no.  torch's autocast wrapper for cuDNN RNNs casts weights and inputs
+    to float16 whatever dtype autocast was given, and fp16 without a gradient
+    scaler underflows small gradients.  CPU: where oneDNN has bf16 (any AVX-512
+    core); on AVX2-only CPUs it cannot build a bf16 LSTM at all ("could not
+    create a primitive descriptor"), so ``--precision bf16`` would crash there.
+    """
+    return device.type == "cpu" and _onednn_bf16()
 
 
 def set_cuda_matmul(precision: str) -> None:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .device import cell_autocasts
 
 State = tuple[torch.Tensor, ...]
 
@@ -71,12 +72,11 @@ class RNNLM(nn.Module):
         """
         x = locked_dropout(self.embedding(ids), self.dropout, self.training)  # (B, T, E)
         rnn_state = state if self.config.cell == "lstm" else state[0]
-        if x.is_cuda and torch.is_autocast_enabled("cuda"):
-            # CUDA precision policy: the cell runs outside autocast, in fp32 (TF32 matmuls where allowed).
-            # torch's autocast wrapper for cuDNN RNNs casts weights and inputs to float16 whatever dtype
-            # autocast was given, and fp16 without a gradient scaler underflows small gradients; the
-            # decoder, where most of a large vocabulary's FLOPs are, stays under bf16 autocast.
-            with torch.autocast("cuda", enabled=False):
+        if torch.is_autocast_enabled(x.device.type) and not cell_autocasts(x.device):
+            # The precision policy (device.cell_autocasts): on CUDA, and on CPUs whose oneDNN has no bf16 RNN,
+            # the cell runs outside autocast in fp32 while the decoder, where most of a large vocabulary's
+            # FLOPs are, stays under bf16 autocast.
+            with torch.autocast(x.device.type, enabled=False):
                 out, new_state = self.rnn(x.float(), tuple(s.float() for s in rnn_state)
                                           if isinstance(rnn_state, tuple) else rnn_state.float())  # (B, T, H)
         else:

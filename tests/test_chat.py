@@ -82,6 +82,15 @@ class Terminal:
                 self.screen += data
         self.screen = self.screen[self.screen.index(text) + len(text) :]
 
+    def expect_output(self, count: int, timeout: float = 60.0) -> None:
+        """Read until ``count`` bytes have appeared since the last expected text."""
+        deadline = time.monotonic() + timeout
+        while len(self.screen) < count:
+            left = deadline - time.monotonic()
+            assert left > 0, f"only {self.screen!r} on the screen"
+            if select.select([self.fd], [], [], left)[0]:
+                self.screen += os.read(self.fd, 65536)
+
     def exit_code(self, timeout: float = 60.0) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -110,7 +119,7 @@ def test_the_prompt_loop_in_a_terminal(tiny_run, tmp_path):
         term.expect(b"> ")  # readline has the terminal: keys typed before it might reach the tty driver instead
         term.type(keys + b"\r")
         term.expect(shown)
-    time.sleep(0.5)  # let the long reply run
+    term.expect_output(40)  # the reply is streaming, so readline has given the terminal back (^C is a signal again)
     term.type(b"\x03")  # Ctrl-C stops it, the loop goes on
     term.expect(b"(stopped)")
     for keys, shown in [(b"/topk 3", b"top-k 3"), (b"/reset", b"reset: the next line starts a new text")]:

@@ -46,3 +46,18 @@ def test_eval_mode_is_deterministic_training_mode_is_not():
     assert not torch.equal(model(ids, model.init_state(2))[0], model(ids, model.init_state(2))[0])
     model.eval()
     assert torch.equal(model(ids, model.init_state(2))[0], model(ids, model.init_state(2))[0])
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_under_cpu_autocast_the_cell_runs_bf16_only_where_onednn_can(monkeypatch, native):
+    """AVX2-only CPUs have no oneDNN bf16 LSTM ("could not create a primitive descriptor"): the cell runs fp32."""
+    from rnnlm import model as model_mod
+
+    monkeypatch.setattr(model_mod, "cell_autocasts", lambda device: native)
+    torch.manual_seed(0)
+    net = RNNLM(ModelConfig(cell="lstm", vocab_size=11, embed_size=8, hidden_size=8, dropout=0.0))
+    seen = {}
+    net.rnn.register_forward_hook(lambda mod, args, out: seen.update(cell=out[0].dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, _ = net(torch.randint(0, 11, (2, 5)), net.init_state(2))
+    assert seen["cell"] == (torch.bfloat16 if native else torch.float32) and logits.dtype == torch.bfloat16
