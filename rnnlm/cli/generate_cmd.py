@@ -48,7 +48,7 @@ def load_for_cli(checkpoint: str | None, latest: bool, device: str = "cpu"):
 @click.option("--echo/--no-echo", default=True, help="Start the output with the prompt.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per sample (prompt, text, settings, chars/s).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run the model; auto takes CUDA when available (int8: CPU).")
-@click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", help="int8: int8 weights on CPU (measured 1.6–5.3× the fp32 speed at batch 1 on an AMD EPYC, +0.0003 bpc on a 3-minute model; BENCHMARKS.md).")
+@click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", help="int8: int8 weights on CPU (measured 1.6–5.3× the fp32 speed at batch 1 on an AMD EPYC, +0.0004 bpc on a 3-minute model; BENCHMARKS.md).")
 @click.option("--beam", type=click.IntRange(min=1), default=None, help="Beam search with N beams instead of sampling: deterministic, the most probable text per character it finds; --num-samples K ≤ N prints the K best.")
 @click.option("--check-copy", is_flag=True, help="After each sample, how much of it is verbatim training text: longest span, 20/40-character windows, copied lines.")
 @click.option("--corpus", multiple=True, type=click.Path(dir_okay=False), help="The training text for --check-copy when the run's files moved (repeat for several files).")
