@@ -12,30 +12,12 @@ from rnnlm.cli import cli
 from rnnlm.compare import RESULTS_SCHEMA, group_runs, plan, run_comparison
 from rnnlm.config import TrainConfig
 from rnnlm.errors import InputError
+from schema import validate
 
 BUDGET = {"max_time_s": None, "max_steps": 3, "epochs": None}
 BASE = TrainConfig(batch_size=4, bptt=8, warmup_steps=1, calibrate_steps=2, eval_every_s=1e9, eval_streams=4,
                    precision="fp32", device="cpu", split=(0.8, 0.1, 0.1))
-TYPES = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float), "null": type(None)}
 
-
-def validate(value, schema: dict, where: str = "results") -> None:
-    """The subset of JSON Schema that RESULTS_SCHEMA uses: type, required, properties, items, enum."""
-    types = schema.get("type")
-    if types is not None:
-        allowed = tuple(t for name in ([types] if isinstance(types, str) else types)
-                        for t in (TYPES[name] if isinstance(TYPES[name], tuple) else (TYPES[name],)))
-        assert isinstance(value, allowed), f"{where}: {type(value).__name__} is not {types}"
-    if "enum" in schema:
-        assert value in schema["enum"], f"{where}: {value!r} not in {schema['enum']}"
-    for key in schema.get("required", []):
-        assert key in value, f"{where}: missing {key!r}"
-    for key, sub in schema.get("properties", {}).items():
-        if key in value:
-            validate(value[key], sub, f"{where}.{key}")
-    if "items" in schema:
-        for i, item in enumerate(value):
-            validate(item, schema["items"], f"{where}[{i}]")
 
 
 def test_validator_catches_a_missing_field():

@@ -17,33 +17,12 @@ from rnnlm.errors import InputError
 from rnnlm.evaluate import evaluate_ids
 from rnnlm.inspect_report import INSPECT_SCHEMA
 from rnnlm.lm import load
+from schema import validate
 
 
 def _corpus(run: Path) -> Path:
     return run.parent / "tiny.txt"  # the file the shared tiny run trained on (conftest.tiny_run)
 
-
-TYPES = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float), "boolean": bool,
-         "null": type(None)}
-
-
-def validate(value, schema: dict, where: str = "inspect") -> None:
-    """The JSON Schema subset INSPECT_SCHEMA uses (type, enum, required, properties, items); null skips the rest."""
-    if "type" in schema:
-        names = [schema["type"]] if isinstance(schema["type"], str) else schema["type"]
-        assert any(isinstance(value, TYPES[n]) and not (n in ("integer", "number") and isinstance(value, bool))
-                   for n in names), f"{where}: {type(value).__name__} is not {names}"
-    if value is None:
-        return
-    if "enum" in schema:
-        assert value in schema["enum"], f"{where}: {value!r} not in {schema['enum']}"
-    for key in schema.get("required", []):
-        assert key in value, f"{where}: missing {key!r}"
-    for key, sub in schema.get("properties", {}).items():
-        if key in value:
-            validate(value[key], sub, f"{where}.{key}")
-    for i, item in enumerate(value if "items" in schema else []):
-        validate(item, schema["items"], f"{where}[{i}]")
 
 
 def test_the_validator_catches_a_wrong_type_and_a_missing_key():
