@@ -59,11 +59,8 @@ def encode_splits(paths: list[Path], config: TrainConfig, tokenizer, cache_dir: 
         else:
             _check_coverage(tokenizer, info)
         return tokenizer, split_ids(encode_char_corpus(info, tokenizer, cache_dir, progress=progress), config.split), info
-    text = read_text(paths)
-    bounds = np.floor(np.cumsum((0.0,) + tuple(config.split)) * len(text)).astype(np.int64)
-    parts = [text[bounds[i] : bounds[i + 1]] for i in range(len(config.split))]
+    parts = split_ids(read_text(paths), config.split)  # the same character bounds as the char path
     if tokenizer is None:
-        tokenizer = None
         if rank == 0:
             phase = f"building the {config.tokenizer} model ({config.vocab_size:,} pieces)"
             if progress is not None:

@@ -60,13 +60,13 @@ CALIBRATE_SKIP = 20
 # run on such a corpus spent a fifth of its wall time outside training (with the final validation); at 5% it
 # validates at its first fit (when cheap) and at the end.
 EVAL_EVERY_MIN_S = 30.0
-# Logits one training step may hold at once (elements): above it the decoder runs in slices of positions
-# (see Trainer._sliced_loss_backward).  The default 65-character vocabulary at B=T=64 is 266k, far below.
-STEP_LOGITS_BUDGET = 1 << 21
 EVAL_SHARE = 0.05
 # The first fit validates only when a probe says it costs at most this share of the time budget.
 CHEAP_FIRST_EVAL = 0.02
 PROBE_IDS = 4097
+# Logits one training step may hold at once (elements): above it the decoder runs in slices of positions
+# (see Trainer._sliced_loss_backward).  The default 65-character vocabulary at B=T=64 is 266k, far below.
+STEP_LOGITS_BUDGET = 1 << 21
 
 
 class Trainer:
@@ -99,6 +99,7 @@ class Trainer:
         self.rank, self.world_size = rank, world_size
         self.static_tensors = static_tensors or {}
         self.clock = clock
+        self.eval_cost_s = 0.0  # seconds of the last validation and its save (the cadence and the fits use it)
         self.val_segments = val_segments  # the fixed validation sample (data.val_scope), or None: all of val_ids
         self.net = model
         if world_size > 1:
@@ -194,7 +195,7 @@ class Trainer:
         """Seconds of training between validations: ``--eval-every``, or the auto cadence."""
         if self.config.eval_every_s is not None:
             return self.config.eval_every_s
-        return max(EVAL_EVERY_MIN_S, getattr(self, "eval_cost_s", 0.0) / EVAL_SHARE)
+        return max(EVAL_EVERY_MIN_S, self.eval_cost_s / EVAL_SHARE)
 
     def phase(self, name: str) -> Callable[[int, int], None]:
         """A progress callback for a long phase: ``phase`` events (rendered on stderr by progress.py)."""
@@ -408,7 +409,7 @@ class Trainer:
                 if stop:
                     break
                 if spent and mark is not None and st.step > mark[0]:
-                    self._calibrate(step_time(now), getattr(self, "eval_cost_s", 0.0))
+                    self._calibrate(step_time(now), self.eval_cost_s)
                     mark = (st.step, now, pause_s)
                 if do_eval:
                     if st.time_fitted and mark is not None and st.step > mark[0]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -92,7 +91,9 @@ def train(ctx: click.Context, corpus, cell, layers, hidden, embed, dropout, tie,
                             val_file=val_file, overrides=overrides, callbacks=[progress], threads=threads)
     finally:
         progress.close()
-    if os.environ.get("RANK", "0") == "0":
+    from ..device import dist_env
+
+    if dist_env()[0] == 0:  # rank 0 only under torchrun
         print_copy_figures(Path(summary["out_dir"]))
 
 
