@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .autosize import Choice, Size, size_for_budget
 from .checkpoint import load_checkpoint, prefixed, resolve_checkpoint
 from .config import ModelConfig, TrainConfig
 from .corpus import read_text
@@ -111,6 +112,8 @@ def train(
     callbacks: Sequence[Callable[[Event], None]] = (),
     threads: int | None = None,
     cache_dir: str | Path | None = None,
+    size: str | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Train a language model on ``corpus`` (file(s)); returns a summary dict.
 
@@ -118,13 +121,26 @@ def train(
     from its latest checkpoint with the stored configs; ``overrides`` replaces
     training-config fields on resume (e.g. a longer budget).  ``init_from``
     starts from a checkpoint's weights with a fresh optimizer (fine-tuning).
+
+    ``size``: ``"auto"`` picks hidden size and layers for the budget on this
+    machine (rnnlm/autosize.py), ``"HxL"`` (e.g. ``"512x1"``) fixes them; by
+    default it is auto unless ``model`` sets ``hidden_size``, ``num_layers`` or
+    ``embed_size``.  A resumed or fine-tuned run keeps its checkpoint's size.
+    ``dry_run`` returns ``{"size": ...}`` (the choice and its reason) after
+    choosing, without training or writing anything.
     """
     paths = [Path(p) for p in ([corpus] if isinstance(corpus, (str, Path)) else corpus)]
     if not paths:
         raise InputError("no corpus file given")
     set_threads(threads)
     config = config or TrainConfig()
+    if size is None:
+        shaped = isinstance(model, ModelConfig) or bool(set(model or {}) & {"hidden_size", "num_layers", "embed_size"})
+        size = "fixed" if shaped else "auto"
     model_cfg = model if isinstance(model, ModelConfig) else ModelConfig(**(model or {}))
+    if size not in ("auto", "fixed"):
+        fixed = Size.parse(size)
+        model_cfg = dataclasses.replace(model_cfg, hidden_size=fixed.hidden, num_layers=fixed.layers)
     resume_from, tokenizer = None, None
     if resume:
         out = Path(out) if out is not None else _newest_run(paths[0])
@@ -144,7 +160,6 @@ def train(
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed (B, T) shapes: pick the fastest cuDNN kernels once
             set_cuda_matmul(config.precision)
-        torch.manual_seed(config.seed + rank)
         out = Path(out) if out is not None else default_run_dir(paths[0], model_cfg.cell)
         cache = Path(cache_dir) if cache_dir is not None else out.parent / ".cache"
         share = (lambda tok: _broadcast_tokenizer(tok, config.tokenizer, device)) if world > 1 else None
@@ -159,11 +174,29 @@ def train(
             warnings.warn(f"--min-char-count {config.min_char_count}: {tokenizer.unknown_count:,} corpus characters "
                           f"({len(tokenizer.rare_chars)} distinct) map to <unk>", stacklevel=2)
         model_cfg = dataclasses.replace(model_cfg, vocab_size=tokenizer.vocab_size)
+        batches = TBPTTBatches(splits[0], config.batch_size, config.bptt, rank, world)
+        autocast = resolve_autocast(config.precision, device)
+        if resume_from is not None or init_from is not None:
+            choice = resume_from[0].get("size") if resume_from is not None else None
+            choice = choice or Choice(Size(model_cfg.hidden_size, model_cfg.num_layers), "fixed",
+                                      "the checkpoint's size").to_dict()
+        elif size == "auto":
+            choice = size_for_budget(model_cfg, config, batches, device, autocast, tokenizer.char_lengths(),
+                                     world, time.perf_counter).to_dict()
+            if rank == 0:
+                for callback in callbacks:
+                    callback(Event("size", 0, None, choice["probe_s"], choice))
+        else:
+            choice = Choice(Size(model_cfg.hidden_size, model_cfg.num_layers), "fixed", "given").to_dict()
+        if dry_run:
+            return {"size": choice, "dry_run": True}
+        chosen = Size.parse(choice["size"])
+        model_cfg = dataclasses.replace(model_cfg, hidden_size=chosen.hidden, num_layers=chosen.layers)
+        torch.manual_seed(config.seed + rank)  # after the probe: an auto run starts where --size HxL would
         net = RNNLM(model_cfg)
         if resume_from is not None or init_from is not None:
             net.load_state_dict(prefixed(tensors, "model"))
         net.to(device)
-        batches = TBPTTBatches(splits[0], config.batch_size, config.bptt, rank, world)
         if len(val_ids) < 2:
             raise InputError(f"validation split too short ({len(val_ids)} tokens); use a bigger corpus or --split")
         scope = val_scope(split_chars(val_ids, tokenizer))
@@ -174,6 +207,7 @@ def train(
             "split": {"fractions": list(config.split), "tokens": [len(s) for s in splits],
                       "val_file": str(Path(val_file).resolve()) if val_file else None},
             "val_scope": scope,
+            "size": choice,
         }
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
@@ -181,12 +215,15 @@ def train(
         trainer = Trainer(
             net, config, batches, val_ids, device, out, meta_out,
             token_chars=tokenizer.char_lengths(),
-            autocast_dtype=resolve_autocast(config.precision, device),
+            autocast_dtype=autocast,
             callbacks=[*run_callbacks(out), *callbacks] if rank == 0 else [],
             rank=rank, world_size=world, resume_from=resume_from,
             static_tensors={k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tokenizer.tensors().items()},
             val_segments=scope_segments(val_ids, tokenizer, scope),
         )
+        if resume_from is None:
+            trainer.state.elapsed_s = choice.get("probe_s", 0.0)  # the probe ran inside the time budget
         summary = trainer.run()
+        summary["size"] = choice["size"]
         summary["epochs"] = trainer.state.step / batches.windows_per_epoch
         return summary

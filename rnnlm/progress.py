@@ -76,6 +76,10 @@ class TrainProgress:
     def on_phase(self, event: Event) -> None:
         self.phases(event.data["name"], event.data["done"], event.data["total"])
 
+    def on_size(self, event: Event) -> None:
+        self.console.print(f"[bold]size[/] {event.data['reason']} (probe {event.data['probe_s']:.1f} s)",
+                           highlight=False)
+
     def on_warning(self, event: Event) -> None:
         self.console.print(f"[yellow]warning:[/] {event.data['message']}")
 

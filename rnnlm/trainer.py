@@ -39,7 +39,7 @@ from .state import TrainState, build_checkpoint, restore_training
 
 @dataclass
 class Event:
-    """Something the trainer reports: ``start``, ``log``, ``eval``, ``checkpoint``, ``warning`` or ``done``."""
+    """Something the trainer reports: ``start``, ``log``, ``eval``, ``checkpoint``, ``warning`` or ``done`` (and ``size`` and ``phase`` from ``rnnlm.train``)."""
 
     kind: str
     step: int

@@ -15,7 +15,11 @@ _M = ModelConfig()
 # with --init-from every flag applies except the model's shape and vocabulary, which come from the checkpoint.
 RESUME_APPLIES = {"corpus", "resume", "out", "threads", "max_time", "max_steps", "epochs", "eval_every", "save_every",
                   "keep", "patience", "precision", "device"}
-INIT_FROM_KEEPS = {"cell", "layers", "hidden", "embed", "tie", "tokenizer", "vocab_size", "min_char_count"}
+INIT_FROM_KEEPS = {"cell", "layers", "hidden", "embed", "size", "tie", "tokenizer", "vocab_size", "min_char_count"}
+SHAPE_FLAGS = {"layers", "hidden", "embed"}
+SIZE_HELP = ("auto: the hidden size and layers the budget buys on this machine (probed within the budget, chosen from "
+             "the measured sweep; see README) [default unless --hidden/--layers/--embed is given]; or HIDDENxLAYERS, "
+             "e.g. 512x1, to reproduce a run.")
 
 
 @cli.command()
@@ -24,6 +28,7 @@ INIT_FROM_KEEPS = {"cell", "layers", "hidden", "embed", "tie", "tokenizer", "voc
 @click.option("--layers", type=click.IntRange(min=1), default=_M.num_layers, help="Stacked recurrent layers.")
 @click.option("--hidden", type=click.IntRange(min=1), default=_M.hidden_size, help="Hidden units per layer.")
 @click.option("--embed", type=click.IntRange(min=1), default=_M.embed_size, help="Embedding size.")
+@click.option("--size", default=None, metavar="auto|HxL", help=SIZE_HELP)
 @click.option("--dropout", type=DropoutRate(), default="auto", help=DROPOUT_HELP)
 @click.option("--tie/--no-tie", default=_M.tie_weights, help="Share embedding and output weights (needs --embed = --hidden).")
 @click.option("--bptt", type=click.IntRange(min=1), default=_D.bptt, help="Truncated-BPTT window T (steps per update).")
@@ -51,13 +56,15 @@ INIT_FROM_KEEPS = {"cell", "layers", "hidden", "embed", "tie", "tokenizer", "voc
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory [default: checkpoints/<corpus>-<cell>-<time>/].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out (or the newest run for this corpus) from latest.safetensors.")
 @click.option("--init-from", type=click.Path(), default=None, help="Start from this checkpoint's weights with a fresh optimizer (fine-tune).")
+@click.option("--dry-run", is_flag=True, help="Print the model size this run would get, and why, then stop.")
 @click.pass_context
-def train(ctx: click.Context, corpus, cell, layers, hidden, embed, dropout, tie, max_time, max_steps, epochs, eval_every,
-          save_every, vocab_size, threads, out, resume, init_from, val_file, **opts) -> None:
+def train(ctx: click.Context, corpus, cell, layers, hidden, embed, size, dropout, tie, max_time, max_steps, epochs,
+          eval_every, save_every, vocab_size, threads, out, resume, init_from, val_file, dry_run, **opts) -> None:
     """Train a language model on CORPUS (one or more text files, joined with a newline).
 
     \b
-    rnnlm train corpora/shakespeare.txt                      # 1×512 LSTM, 10 minutes
+    rnnlm train corpora/shakespeare.txt                      # LSTM sized for 10 minutes here
+    rnnlm train corpora/shakespeare.txt --max-time 30m --dry-run   # which size 30 minutes buys
     rnnlm train notes/*.txt --cell gru --layers 2 --max-time 30m
     rnnlm train book.txt --tokenizer bpe --vocab-size 2000
     rnnlm train book.txt --resume --out checkpoints/book-lstm-20261124-101500
@@ -70,6 +77,10 @@ def train(ctx: click.Context, corpus, cell, layers, hidden, embed, dropout, tie,
     if not given_budgets:  # on --resume the run's own budget applies; this config only carries the options
         budgets["max_time_s"] = DEFAULT_MAX_TIME_S
     given = given_flags(ctx)
+    if size is not None and given & SHAPE_FLAGS and not (resume or init_from):
+        raise click.UsageError("give --size or --hidden/--layers/--embed, not both")
+    if size is None:
+        size = "fixed" if given & SHAPE_FLAGS else "auto"
     if resume:
         config = None  # the run's stored config, with the overrides below
         warn_ignored(given - RESUME_APPLIES, "a resumed run keeps its stored model, data and optimiser settings")
@@ -88,9 +99,13 @@ def train(ctx: click.Context, corpus, cell, layers, hidden, embed, dropout, tie,
     progress = TrainProgress()
     try:
         summary = api_train(list(corpus), model=model, config=config, out=out, resume=resume, init_from=init_from,
-                            val_file=val_file, overrides=overrides, callbacks=[progress], threads=threads)
+                            val_file=val_file, overrides=overrides, callbacks=[progress], threads=threads,
+                            size=size, dry_run=dry_run)
     finally:
         progress.close()
+    if dry_run:
+        print_choice(summary["size"])
+        return
     from ..device import dist_env
 
     if dist_env()[0] == 0:  # rank 0 only under torchrun
@@ -98,6 +113,19 @@ def train(ctx: click.Context, corpus, cell, layers, hidden, embed, dropout, tie,
 
 
 COPY_SAMPLE_CHARS = 1000
+
+
+def print_choice(choice: dict) -> None:
+    """``--dry-run``'s report: the size, the reason, and each candidate's figures (stdout)."""
+    click.echo(f"size {choice['size']} ({choice['mode']}): {choice['reason']}")
+    if choice.get("predicted_bpc"):
+        click.echo(f"{'candidate':>10} {'chars/s':>9} {'train chars':>12} {'predicted bpc':>14}")
+        for name, bpc in sorted(choice["predicted_bpc"].items(), key=lambda kv: kv[1]):
+            rate = choice["chars_per_s"].get(name)
+            probed = "" if name in choice["probed"] or rate is None else " (estimated)"
+            click.echo(f"{name:>10} {'' if rate is None else f'{rate:,.0f}':>9} {choice['chars'][name] / 1e6:>11.1f}M "
+                       f"{bpc:>14.3f}{probed}")
+        click.echo(f"(probe {choice['probe_s']:.1f} s; table measured on {choice['table_machine']})")
 
 
 def print_copy_figures(run_dir: Path) -> None:

@@ -1,0 +1,223 @@
+"""``--size auto``: the lookup rule, the probe's time limit, and the choice through the API and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import TINY_TRAIN
+
+import rnnlm
+from rnnlm import autosize
+from rnnlm.autosize import Size, SweepTable, choose, measure_throughput, read_curve, size_for_budget
+from rnnlm.cli import cli
+from rnnlm.config import ModelConfig, TrainConfig
+from rnnlm.data import TBPTTBatches
+from rnnlm.errors import InputError
+
+SMALL, BIG = Size(8, 1), Size(16, 1)
+TINY_GRID = (SMALL, BIG)
+TINY_CLI = ["--bptt", "8", "--batch-size", "4", "--precision", "fp32", "--threads", "1"]
+
+
+def synthetic_table() -> SweepTable:
+    """The small size wins below ~3M characters, the big one above, on both corpora."""
+    def runs(offset: float) -> list[dict]:
+        return [{"size": str(SMALL), "chars_seen": 1e6, "val_bpc": 2.3 + offset},
+                {"size": str(SMALL), "chars_seen": 1e7, "val_bpc": 2.1 + offset},
+                {"size": str(BIG), "chars_seen": 1e6, "val_bpc": 2.5 + offset},
+                {"size": str(BIG), "chars_seen": 1e7, "val_bpc": 1.9 + offset}]
+    return SweepTable("test machine", [{"name": "a", "train_chars": 1e6, "runs": runs(0.1)},
+                                       {"name": "b", "train_chars": 4e6, "runs": runs(0.0)}])
+
+
+@pytest.fixture
+def tiny_grid(tmp_path, monkeypatch):
+    """Two tiny grid sizes and the synthetic table in place of the real ones."""
+    table = synthetic_table()
+    path = tmp_path / "sizes.json"
+    path.write_text(json.dumps({"machine": table.machine, "corpora": table.corpora}))
+    monkeypatch.setattr(autosize, "GRID", TINY_GRID)
+    monkeypatch.setattr(autosize, "TABLE_PATH", path)
+    return table
+
+
+@pytest.mark.parametrize("text,size", [("512x1", Size(512, 1)), (" 768X2 ", Size(768, 2)), ("256×2", Size(256, 2))])
+def test_size_parses(text, size):
+    assert Size.parse(text) == size and str(size) == f"{size.hidden}x{size.layers}"
+
+
+@pytest.mark.parametrize("text", ["512", "x1", "0x1", "512x0", "big", "512x1x2"])
+def test_bad_size_is_an_input_error(text):
+    with pytest.raises(InputError, match="HIDDENxLAYERS"):
+        Size.parse(text)
+
+
+def test_curve_is_linear_in_log_chars_and_extrapolates_a_decade_at_most():
+    points = [(1e6, 2.0), (1e7, 1.8)]
+    assert read_curve(points, math.sqrt(1e6 * 1e7)) == pytest.approx(1.9)
+    assert read_curve(points, 1e8) == pytest.approx(1.6)  # one decade on along the last segment
+    assert read_curve(points, 1e12) == pytest.approx(1.6)  # flat after that
+    assert read_curve(points, 1e5) == pytest.approx(2.2)
+    assert read_curve([(1e6, 2.0)], 1e9) == 2.0 and read_curve([], 1e6) is None
+
+
+def test_prediction_interpolates_between_corpora_by_log_size_and_clamps():
+    table = synthetic_table()
+    assert table.predict(SMALL, 1e6, 2e6) == pytest.approx(2.35)  # halfway in log size between 1M and 4M
+    assert table.predict(SMALL, 1e6, 1e9) == pytest.approx(2.3)
+    assert table.predict(SMALL, 1e6, 10) == pytest.approx(2.4)
+    assert table.predict(Size(999, 3), 1e6, 1e6) is None
+
+
+def test_choice_follows_the_characters_each_size_can_see():
+    table = synthetic_table()
+    short = choose(table, [SMALL, BIG], {SMALL: 1e6, BIG: 1e6}, 4_000_000, "1 min")
+    long = choose(table, [SMALL, BIG], {SMALL: 1e7, BIG: 1e7}, 4_000_000, "1 h")
+    assert (short.size, long.size) == (SMALL, BIG)
+    assert long.reason.startswith("16x1: predicted 1.900 bpc") and "8x1 2.100" in long.reason
+    # The big size is slower: at the same time it sees a tenth of the characters and loses.
+    assert choose(table, [SMALL, BIG], {SMALL: 1e7, BIG: 1e6}, 4_000_000, "1 h").size == SMALL
+
+
+def test_a_near_tie_goes_to_the_cheaper_size():
+    table = SweepTable("m", [{"name": "a", "train_chars": 1e6, "runs": [
+        {"size": str(SMALL), "chars_seen": 1e6, "val_bpc": 2.003}, {"size": str(BIG), "chars_seen": 1e6, "val_bpc": 2.0}]}])
+    assert choose(table, [SMALL, BIG], {SMALL: 1e6, BIG: 1e6}, 1e6, "x").size == SMALL
+
+
+def test_no_measurement_for_any_candidate_is_an_input_error():
+    with pytest.raises(InputError, match="--size HxL"):
+        choose(synthetic_table(), [Size(999, 1)], {Size(999, 1): 1e6}, 1e6, "x")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_probe_stays_inside_its_share_and_estimates_the_rest_by_cost():
+    clock = FakeClock()
+    sizes = [Size(h, 1) for h in (1, 2, 4, 8, 16)]
+    cost = lambda s: s.hidden  # noqa: E731 - seconds per step are proportional to it
+    made = []
+
+    def make_step(size):
+        made.append(size)
+
+        def step():
+            clock.now += 0.1 * size.hidden
+            return 1000
+        return step
+
+    rates, timed = measure_throughput(sizes[::-1], make_step, cost, limit_s=5.0, clock=clock, min_s=0.25)
+    # Cheapest first; 8 took 1.6 s (one warm-up and one timed step), so 16 would take ~3.2 s and pass the limit.
+    assert clock.now == pytest.approx(3.4) and made == timed == sizes[:4]
+    assert rates[Size(1, 1)] == pytest.approx(1000 / 0.1)
+    assert rates[Size(16, 1)] == pytest.approx(rates[Size(8, 1)] * 8 / 16)
+
+
+def _batches() -> TBPTTBatches:
+    return TBPTTBatches((np.arange(5000) % 40).astype(np.uint16), 4, 8)
+
+
+def test_a_step_budget_chooses_from_the_token_count_without_probing(tiny_grid, monkeypatch):
+    monkeypatch.setattr(autosize, "probe", lambda *a, **k: pytest.fail("a step budget must not probe"))
+    model = ModelConfig(vocab_size=40, embed_size=8)
+    few = TrainConfig(max_time_s=None, max_steps=100, batch_size=4, bptt=8)  # 3,200 chars: the small size
+    many = few.replace(max_steps=400_000)  # 12.8M chars: the big one
+    picks = [size_for_budget(model, cfg, _batches(), torch.device("cpu"), None, None, 1, FakeClock())
+             for cfg in (few, many)]
+    assert [p.size for p in picks] == [SMALL, BIG] and picks[0].probed == [] and picks[0].probe_s == 0
+    assert picks[1].chars == {"8x1": 12_800_000, "16x1": 12_800_000}
+
+
+def test_sizes_that_do_not_fit_in_memory_are_not_candidates(tiny_grid, monkeypatch):
+    monkeypatch.setattr(autosize, "available_memory", lambda device: 2 * autosize.memory_bytes(
+        SMALL, "lstm", 40, 8, 4, 8))
+    cfg = TrainConfig(max_time_s=None, max_steps=400_000, batch_size=4, bptt=8)
+    pick = size_for_budget(ModelConfig(vocab_size=40, embed_size=8), cfg, _batches(),
+                           torch.device("cpu"), None, None, 1, FakeClock())
+    assert pick.size == SMALL and list(pick.predicted_bpc) == ["8x1"]
+
+
+def test_auto_run_probes_inside_the_time_budget_and_stores_its_choice(tiny_grid, tiny_corpus, tmp_path):
+    config = TrainConfig(**{**TINY_TRAIN, "max_time_s": 600.0, "max_steps": 6})
+    summary = rnnlm.train(tiny_corpus, model={"embed_size": 8, "dropout": 0.0}, config=config, out=tmp_path / "run",
+                          size="auto", threads=1)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    choice = stored["size"]
+    assert choice["mode"] == "auto" and choice["size"] == summary["size"] and choice["probed"][0] == "8x1"
+    assert 0 < choice["probe_s"] <= 0.03 * 600 and summary["elapsed_s"] >= choice["probe_s"]
+    assert stored["config"]["model"]["hidden_size"] == Size.parse(choice["size"]).hidden
+    assert set(choice["predicted_bpc"]) == {"8x1", "16x1"} and choice["table_machine"] == "test machine"
+    resumed = rnnlm.train(tiny_corpus, out=tmp_path / "run", resume=True, overrides={"max_steps": 8}, threads=1)
+    again = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert resumed["size"] == choice["size"] and again["size"] == choice  # a resumed run keeps its size
+
+
+def test_an_auto_run_starts_from_the_weights_of_the_same_fixed_size(tiny_grid, tiny_corpus, tmp_path):
+    """The probe's throwaway models draw random numbers; the real model is seeded after it."""
+    config = TrainConfig(**{**TINY_TRAIN, "max_time_s": 30.0, "max_steps": 3})
+    auto = rnnlm.train(tiny_corpus, model={"embed_size": 8}, config=config, out=tmp_path / "auto", size="auto",
+                       threads=1)
+    fixed = rnnlm.train(tiny_corpus, model={"embed_size": 8}, config=config, out=tmp_path / "fixed",
+                        size=auto["size"], threads=1)
+    assert json.loads((tmp_path / "auto" / "config.json").read_text())["size"]["probed"]  # it did probe
+    assert auto["val_bpc"] == fixed["val_bpc"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_dry_run_prints_the_choice_and_writes_nothing(tiny_grid, tiny_corpus, tmp_path):
+    result = run("train", tiny_corpus, "--max-steps", 400_000, "--out", tmp_path / "run", "--dry-run", *TINY_CLI)
+    assert result.exit_code == 0, result.output
+    assert "size 16x1 (auto): 16x1: predicted 1.9" in result.output and "next: 8x1 2.1" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_fixed_size_flag_reproduces_a_run(tiny_corpus, tmp_path):
+    result = run("train", tiny_corpus, "--max-steps", 3, "--size", "24x2", "--out", tmp_path / "run", *TINY_CLI)
+    assert result.exit_code == 0, result.output
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (stored["config"]["model"]["hidden_size"], stored["config"]["model"]["num_layers"]) == (24, 2)
+    assert stored["size"]["mode"] == "fixed" and stored["size"]["size"] == "24x2"
+
+
+@pytest.mark.parametrize("flags,message", [(["--size", "24x1", "--hidden", "16"], "not both"),
+                                           (["--size", "huge"], "HIDDENxLAYERS")])
+def test_bad_size_flags_exit_2_with_one_line(tiny_corpus, tmp_path, flags, message):
+    result = run("train", tiny_corpus, "--max-steps", 3, "--out", tmp_path / "run", *flags, *TINY_CLI)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run" / "latest.safetensors").exists()
+
+
+def test_the_shipped_table_covers_the_grid_on_two_corpora():
+    table = SweepTable.load()
+    assert len(table.corpora) >= 2 and table.machine
+    for corpus in table.corpora:
+        measured = {run["size"] for run in corpus["runs"] if run["mode"] == "grid"}
+        assert {str(s) for s in autosize.GRID} <= measured, corpus["name"]
+
+
+def test_ranks_agree_on_rank_0s_choice(tmp_path):
+    """Rank 1's probe says the big size is 100× slower, so alone it would choose the small one."""
+    worker = Path(__file__).with_name("autosize_ddp_worker.py")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    ddp = subprocess.run([*torchrun, str(worker), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert ddp.returncode == 0, ddp.stderr[-6000:]
+    picks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert picks[0]["alone"] == "16x1" and picks[1]["alone"] == "8x1"
+    assert picks[0]["agreed"] == picks[1]["agreed"] == "16x1"
