@@ -1,0 +1,275 @@
+"""The model-size sweep behind ``--size auto`` (rnnlm/autosize.py): measure, train the grid, tabulate.
+
+    python scripts/sweep.py throughput --corpus ../shared/corpora/tinyshakespeare.txt --name tinyshakespeare
+    python scripts/sweep.py run --name tinyshakespeare --minutes 2 --sizes all --jobs 2
+    python scripts/sweep.py run --name tinyshakespeare --minutes 10 --sizes 512x1,768x1,512x2
+    python scripts/sweep.py auto --name tinyshakespeare --minutes 2,10
+    python scripts/sweep.py table            # BENCHMARKS.md section (stdout) and sweep.png
+
+Everything lands in ``rnnlm/sizes.json`` (the table the rule reads), a record
+at a time, so an interrupted sweep keeps what it measured.
+
+Why runs are step budgets: ``throughput`` times every size on the quiet machine
+(two threads, the probe ``--size auto`` uses), and a grid run of M minutes then
+trains for the steps that size makes in ``TRAIN_SHARE`` × M minutes there.
+Its result is the same whatever else the machine does meanwhile, so grid runs
+can share the two cores (``--jobs 2 --threads 1``) and the machine stays usable.
+``auto`` runs are real time budgets on the quiet machine: they check the rule
+end to end, probe included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import multiprocessing
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rnnlm.autosize import GRID, TABLE_PATH, TRAIN_SHARE, Size  # noqa: E402
+from rnnlm.fileio import atomic_write  # noqa: E402
+
+WORK = ROOT / "checkpoints" / ".sweep"
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def load_table() -> dict:
+    if TABLE_PATH.exists():
+        return json.loads(TABLE_PATH.read_text())
+    return {"machine": f"{cpu_model()}, 2 cores", "corpora": []}
+
+
+def save_table(table: dict) -> None:
+    atomic_write(TABLE_PATH, lambda f: f.write((json.dumps(table, indent=1) + "\n").encode()))
+
+
+@contextmanager
+def updating_table() -> Iterator[dict]:
+    """Load, change and save the table under a lock: two sweeps (one per corpus) may finish runs at once."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    with open(WORK / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        table = load_table()
+        yield table
+        save_table(table)
+
+
+def corpus_entry(table: dict, name: str) -> dict:
+    for entry in table["corpora"]:
+        if entry["name"] == name:
+            return entry
+    raise SystemExit(f"no corpus {name!r} in {TABLE_PATH}; run `throughput` first")
+
+
+def prepare(corpus: Path, threads: int):
+    """The run's tokenizer, batches and device exactly as ``rnnlm.train`` builds them (defaults)."""
+    import torch
+
+    from rnnlm.config import ModelConfig, TrainConfig
+    from rnnlm.data import TBPTTBatches, encode_splits
+    from rnnlm.device import resolve_autocast, resolve_device
+
+    torch.set_num_threads(threads)
+    config = TrainConfig()
+    tokenizer, splits, info = encode_splits([corpus], config, None, WORK / ".cache", rank=0)
+    device = resolve_device("auto")
+    model = ModelConfig(vocab_size=tokenizer.vocab_size)
+    batches = TBPTTBatches(splits[0], config.batch_size, config.bptt)
+    return config, model, batches, device, resolve_autocast(config.precision, device), tokenizer, info
+
+
+def cmd_throughput(args) -> None:
+    from rnnlm.autosize import probe, train_chars
+
+    config, model, batches, device, autocast, tokenizer, info = prepare(Path(args.corpus), args.threads)
+    rates, _ = probe(model, config, batches, device, autocast, tokenizer.char_lengths(), list(GRID),
+                     limit_s=1e9, clock=time.perf_counter, min_s=args.seconds)
+    with updating_table() as table:
+        kept = [c["runs"] for c in table["corpora"] if c["name"] == args.name]
+        table["corpora"] = [c for c in table["corpora"] if c["name"] != args.name] + [{
+            "name": args.name, "corpus": Path(args.corpus).name,
+            "train_chars": train_chars(batches.ids, tokenizer.char_lengths()), "vocab": tokenizer.vocab_size,
+            "threads": args.threads, "chars_per_s": {str(s): round(r, 1) for s, r in rates.items()},
+            "runs": kept[0] if kept else []}]
+    for size in GRID:
+        print(f"{size}: {rates[size]:,.0f} chars/s")
+
+
+def train_one(corpus: str, size: str, steps: int | None, minutes: float, seed: int, threads: int, out: str) -> dict:
+    """One grid run in a fresh process (spawned): a fixed step budget, or with ``steps=None`` a real time budget."""
+    import rnnlm
+    from rnnlm.config import TrainConfig
+
+    budget = {"max_steps": steps, "max_time_s": None} if steps else {"max_time_s": minutes * 60}
+    config = TrainConfig(seed=seed, **budget)
+    t0 = time.perf_counter()
+    summary = rnnlm.train(corpus, config=config, out=out, threads=threads, size=size,
+                          cache_dir=str(WORK / ".cache"))
+    chosen = json.loads((Path(out) / "config.json").read_text()).get("size", {})
+    for path in Path(out).glob("*.safetensors"):
+        path.unlink()  # the figures are what the sweep keeps; metrics.jsonl and curves.png stay
+    return {"size": chosen.get("size", size), "mode": "auto" if size == "auto" else "grid", "minutes": minutes,
+            "seed": seed, "steps": summary["steps"], "chars_seen": summary["chars_seen"],
+            "val_bpc": round(summary["val_bpc"], 4), "best_val_bpc": round(summary["best_val_bpc"], 4),
+            "dropout": round(summary["dropout"], 3), "epochs": round(summary["epochs"], 2),
+            "wall_s": round(time.perf_counter() - t0, 1), "threads": threads,
+            **({"reason": chosen.get("reason")} if size == "auto" else {})}
+
+
+def run_jobs(args, jobs: list[tuple[str, int | None, float, int]]) -> None:
+    table = load_table()
+    entry = corpus_entry(table, args.name)
+    done = {(r["size"] if r["mode"] == "grid" else "auto", r["minutes"], r["seed"]) for r in entry["runs"]}
+    todo = [j for j in jobs if (j[0], j[2], j[3]) not in done]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+        futures = {}
+        for size, steps, minutes, seed in todo:
+            out = WORK / args.name / f"{size}-{minutes:g}m-s{seed}"
+            shutil.rmtree(out, ignore_errors=True)
+            futures[pool.submit(train_one, args.corpus, size, steps, minutes, seed, args.threads, str(out))] = size
+        for future in as_completed(futures):
+            record = future.result()
+            with updating_table() as table:
+                corpus_entry(table, args.name)["runs"].append(record)
+            print(json.dumps(record), flush=True)
+
+
+def cmd_run(args) -> None:
+    entry = corpus_entry(load_table(), args.name)
+    sizes = list(GRID) if args.sizes == "all" else [Size.parse(s) for s in args.sizes.split(",")]
+    chars_per_step = 64 * 64  # the default batch × BPTT, characters (the sweep is character-level)
+    jobs = []
+    for minutes in (float(m) for m in args.minutes.split(",")):
+        for size in sizes:
+            rate = entry["chars_per_s"][str(size)]
+            steps = max(1, round(minutes * 60 * TRAIN_SHARE * rate / chars_per_step))
+            jobs += [(str(size), steps, minutes, seed) for seed in range(args.seeds)]
+    jobs.sort(key=lambda j: -j[1] * entry["chars_per_s"]["256x1"] / entry["chars_per_s"][j[0]])  # longest first
+    run_jobs(args, jobs)
+
+
+def record_auto(name: str, minutes: float, result: dict) -> None:
+    """A ``--size auto`` run trained elsewhere (``bench.py --quality``'s defaults run) as this sweep's auto point."""
+    with updating_table() as table:
+        corpus_entry(table, name)["runs"].append({
+            "size": result["size"], "mode": "auto", "minutes": minutes, "seed": 0, "steps": result["steps"],
+            "chars_seen": result["chars_seen"], "best_val_bpc": round(result["best_val_bpc"], 4),
+            "dropout": round(result["dropout"], 3), "threads": 2, "reason": result["reason"],
+            "source": "scripts/bench.py --quality"})
+
+
+def cmd_auto(args) -> None:
+    if args.jobs != 1 or args.threads != 2:
+        raise SystemExit("auto runs are real time budgets: run them alone (--jobs 1 --threads 2) on a quiet machine")
+    run_jobs(args, [("auto", None, float(m), seed) for m in args.minutes.split(",") for seed in range(args.seeds)])
+
+
+def best_by_budget(entry: dict) -> dict[float, dict]:
+    """Per budget (minutes): the mean best-validation bpc of every grid size, seeds averaged."""
+    out: dict[float, dict[str, list[float]]] = {}
+    for run in entry["runs"]:
+        if run["mode"] == "grid":
+            out.setdefault(run["minutes"], {}).setdefault(run["size"], []).append(run["best_val_bpc"])
+    return {m: {s: sum(v) / len(v) for s, v in sizes.items()} for m, sizes in sorted(out.items())}
+
+
+def cmd_table(args) -> None:
+    table = load_table()
+    lines = [f"Machine: {table['machine']}. Validation bpc (best of the run, the 256k-character sample) per size "
+             "and budget; **bold** = best of the column; `auto` = a real time-budgeted `--size auto` run "
+             "(chosen size in brackets).", ""]
+    for entry in table["corpora"]:
+        budgets = best_by_budget(entry)
+        minutes = sorted(budgets)
+        lines += [f"**{entry['corpus']}** ({entry['train_chars'] / 1e6:.2f}M training characters, vocabulary "
+                  f"{entry['vocab']}):", "",
+                  "| size | chars/s | " + " | ".join(f"{m:g} min" for m in minutes) + " |",
+                  "|---|---:|" + "---:|" * len(minutes)]
+        for size in GRID:
+            cells = []
+            for m in minutes:
+                value = budgets[m].get(str(size))
+                best = min(budgets[m].values())
+                cells.append("" if value is None else (f"**{value:.3f}**" if value == best else f"{value:.3f}"))
+            lines.append(f"| {size} | {entry['chars_per_s'][str(size)]:,.0f} | " + " | ".join(cells) + " |")
+        autos = {}
+        for run in entry["runs"]:
+            if run["mode"] == "auto":
+                autos.setdefault(run["minutes"], []).append(f"{run['best_val_bpc']:.3f} ({run['size']})")
+        if autos:
+            lines.append("| auto | | " + " | ".join(", ".join(autos.get(m, [])) for m in minutes) + " |")
+        lines.append("")
+    print("\n".join(lines))
+    plot(table, Path(args.plot))
+
+
+def plot(table: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(table["corpora"]), figsize=(6 * len(table["corpora"]), 4.5), squeeze=False)
+    for ax, entry in zip(axes[0], table["corpora"]):
+        budgets = best_by_budget(entry)
+        for size in GRID:
+            points = [(m, v[str(size)]) for m, v in budgets.items() if str(size) in v]
+            if points:
+                ax.plot(*zip(*points), marker="o", label=str(size), linestyle="-" if size.layers == 1 else "--")
+        autos = [(r["minutes"], r["best_val_bpc"]) for r in entry["runs"] if r["mode"] == "auto"]
+        if autos:
+            ax.scatter(*zip(*autos), marker="*", s=160, color="black", zorder=5, label="--size auto")
+        ax.set_xscale("log")
+        ax.set_xlabel("budget (minutes on this machine)")
+        ax.set_ylabel("validation bpc")
+        ax.set_title(f"{entry['corpus']} ({entry['train_chars'] / 1e6:.1f}M chars)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(f"bpc against budget, one line per size ({table['machine']})", fontsize=10)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("throughput", help="time every grid size (quiet machine)")
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seconds", type=float, default=4.0, help="steady-state seconds timed per size")
+    for name, helptext in (("run", "grid runs (step budgets)"), ("auto", "real --size auto runs (quiet machine)")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--corpus", required=True)
+        p.add_argument("--name", required=True)
+        p.add_argument("--minutes", required=True, help="comma-separated budgets")
+        p.add_argument("--sizes", default="all")
+        p.add_argument("--seeds", type=int, default=1)
+        p.add_argument("--jobs", type=int, default=2 if name == "run" else 1)
+        p.add_argument("--threads", type=int, default=1 if name == "run" else 2)
+    p = sub.add_parser("table", help="markdown table (stdout) and plot")
+    p.add_argument("--plot", default=str(ROOT / "docs" / "sweep.png"))
+    args = parser.parse_args()
+    {"throughput": cmd_throughput, "run": cmd_run, "auto": cmd_auto, "table": cmd_table}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
