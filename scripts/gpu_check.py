@@ -92,7 +92,7 @@ def speeds(device: str, corpus: Path, tmp: Path, tiny: bool) -> list[str]:
     import statistics
 
     rows = []
-    configs = [("default 1×512 LSTM", []), ("3×1024 LSTM", ["--layers", "3", "--hidden", "1024"])]
+    configs = [("1×512 LSTM", ["--size", "512x1"]), ("3×1024 LSTM", ["--layers", "3", "--hidden", "1024"])]
     if tiny:
         configs = [("tiny 1×32 LSTM", ["--hidden", "32", "--embed", "8", "--bptt", "8", "--batch-size", "4"])]
     for name, flags in configs:
@@ -125,8 +125,13 @@ def part_quality(device: str, corpus: Path, tiny: bool) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "quality"
         flags = ["--hidden", "32", "--embed", "8"] if tiny else []
-        rnnlm("train", corpus, "--max-time", budget, "--split", "0.9,0.1", "--out", run, "--device", device, *flags,
-              timeout=1200)
+        monitor = utilisation_monitor() if device == "cuda" else None
+        try:
+            rnnlm("train", corpus, "--max-time", budget, "--split", "0.9,0.1", "--out", run, "--device", device, *flags,
+                  timeout=1200)
+        finally:
+            busy = utilisation_result(monitor)
+        size = json.loads((run / "config.json").read_text())["size"]
         logs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         done = next(e for e in logs if e["event"] == "done")
         curve = ", ".join(f"{e['time_s'] / 60:.1f}: {e['val_bpc'] * 0.6931:.4f}" for e in logs if e["event"] == "eval")
@@ -136,8 +141,30 @@ def part_quality(device: str, corpus: Path, tiny: bool) -> str:
         f"`rnnlm train tinyshakespeare.txt --max-time {budget} --split 0.9,0.1 --device {device}`: {done['steps']:,} "
         f"steps, best val {done['best_val_bpc'] * 0.6931:.4f} nats/char (streamed), window 256: "
         f"{window['window']['nats_per_char']:.4f}; {done['chars_seen'] / max(done['train_s'], 1e-9):,.0f} chars/s.",
+        "", f"Size: {size['size']} ({size['mode']}): {size['reason']}",
+        "", f"GPU utilisation during training (nvidia-smi, 1 s samples): {busy}",
         "", f"Validation curve (minutes: nats per character): {curve}",
     ])
+
+
+def utilisation_monitor():
+    """``nvidia-smi`` sampling GPU utilisation once a second into a pipe (None where it is missing)."""
+    import shutil
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    return subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-l", "1"],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def utilisation_result(monitor) -> str:
+    if monitor is None:
+        return "not measured (no nvidia-smi, or not a GPU run)"
+    monitor.terminate()
+    samples = [int(v) for v in monitor.communicate()[0].split() if v.strip().isdigit()]
+    if not samples:
+        return "no samples"
+    return f"mean {sum(samples) / len(samples):.0f}%, median {sorted(samples)[len(samples) // 2]}% over {len(samples)} s"
 
 
 def main() -> None:
