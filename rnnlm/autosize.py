@@ -12,8 +12,8 @@ stored the validation bpc in ``sizes.json`` beside this module.  For a new run:
 2. the characters each size would see in the remaining time follow
    (``TRAIN_SHARE`` of it runs training steps; the rest validates and saves);
 3. each size's measured bpc curve is read at that many characters (linear in
-   log characters between sweep points; beyond them along the last segment for
-   at most ``EXTRAPOLATE`` × the range, flat after), and between the two
+   log characters between sweep points; beyond them along the end segment up to
+   ``EXTRAPOLATE`` × the last (or ÷ the first) point, flat after), and between the two
    corpora by log training-set size (clamped outside them);
 4. the lowest prediction wins; within ``TIE_BPC`` the cheaper size does.
 
@@ -43,7 +43,7 @@ GRID_HIDDEN = (256, 384, 512, 768, 1024)
 GRID_LAYERS = (1, 2)
 PROBE_SHARE = 0.03
 TRAIN_SHARE = 0.9
-EXTRAPOLATE = 10.0
+EXTRAPOLATE = 3.0
 TIE_BPC = 0.005
 TABLE_PATH = Path(__file__).with_name("sizes.json")
 # The probe times at least this much of each size (after one warm-up step that builds its kernels).
@@ -178,9 +178,14 @@ class SweepTable:
         data = json.loads((path or TABLE_PATH).read_text())
         return cls(machine=data["machine"], corpora=data["corpora"])
 
-    def curve(self, corpus: dict[str, Any], size: Size) -> list[tuple[float, float]]:
-        points = sorted((run["chars_seen"], run["val_bpc"]) for run in corpus["runs"] if run["size"] == str(size))
-        return points
+    @staticmethod
+    def curve(corpus: dict[str, Any], size: Size) -> list[tuple[float, float]]:
+        """(characters seen, best validation bpc) of the size's grid runs; seeds of one budget averaged."""
+        by_chars: dict[float, list[float]] = {}
+        for run in corpus["runs"]:
+            if run["mode"] == "grid" and run["size"] == str(size):
+                by_chars.setdefault(run["chars_seen"], []).append(run["best_val_bpc"])
+        return [(chars, sum(v) / len(v)) for chars, v in sorted(by_chars.items())]
 
     def predict(self, size: Size, chars: float, train_chars: float) -> float | None:
         """Validation bpc the sweep predicts for ``size`` after ``chars`` training characters, or None."""

@@ -216,8 +216,16 @@ def cmd_table(args) -> None:
         if autos:
             lines.append("| auto | | " + " | ".join(", ".join(autos.get(m, [])) for m in minutes) + " |")
         lines.append("")
-    print("\n".join(lines))
     plot(table, Path(args.plot))
+    from bench import write_section  # scripts/ is on the path when this runs as scripts/sweep.py
+
+    relative = Path(args.plot).resolve().relative_to(ROOT)
+    intro = ("## Model size: the sweep behind `--size auto`\n\nCommand: `python scripts/sweep.py` (see its docstring "
+             "for the steps). A grid run of M minutes trains for the steps that size makes in "
+             f"{TRAIN_SHARE:g} × M minutes at the throughput `throughput` measured with the probe `--size auto` uses, "
+             "so its result does not depend on what else ran meanwhile.\n\n")
+    write_section("sizes", intro + "\n".join(lines) + f"\n\n![bpc against budget, one line per size]({relative})\n")
+    print("\n".join(lines))
 
 
 def plot(table: dict, path: Path) -> None:
@@ -236,6 +244,9 @@ def plot(table: dict, path: Path) -> None:
         autos = [(r["minutes"], r["best_val_bpc"]) for r in entry["runs"] if r["mode"] == "auto"]
         if autos:
             ax.scatter(*zip(*autos), marker="*", s=160, color="black", zorder=5, label="--size auto")
+        values = [v for sizes in budgets.values() for v in sizes.values()]
+        if values:  # the biggest sizes at 2 minutes sit far above: keep the contest in view
+            ax.set_ylim(min(values) - 0.03, min(max(values), min(values) + 0.6) + 0.03)
         ax.set_xscale("log")
         ax.set_xlabel("budget (minutes on this machine)")
         ax.set_ylabel("validation bpc")

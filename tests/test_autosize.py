@@ -30,10 +30,11 @@ TINY_CLI = ["--bptt", "8", "--batch-size", "4", "--precision", "fp32", "--thread
 def synthetic_table() -> SweepTable:
     """The small size wins below ~3M characters, the big one above, on both corpora."""
     def runs(offset: float) -> list[dict]:
-        return [{"size": str(SMALL), "chars_seen": 1e6, "val_bpc": 2.3 + offset},
-                {"size": str(SMALL), "chars_seen": 1e7, "val_bpc": 2.1 + offset},
-                {"size": str(BIG), "chars_seen": 1e6, "val_bpc": 2.5 + offset},
-                {"size": str(BIG), "chars_seen": 1e7, "val_bpc": 1.9 + offset}]
+        grid = [{"mode": "grid", "size": str(SMALL), "chars_seen": 1e6, "best_val_bpc": 2.3 + offset},
+                {"mode": "grid", "size": str(SMALL), "chars_seen": 1e7, "best_val_bpc": 2.1 + offset},
+                {"mode": "grid", "size": str(BIG), "chars_seen": 1e6, "best_val_bpc": 2.5 + offset},
+                {"mode": "grid", "size": str(BIG), "chars_seen": 1e7, "best_val_bpc": 1.9 + offset}]
+        return grid + [{"mode": "auto", "size": str(BIG), "chars_seen": 1e6, "best_val_bpc": 0.5}]  # not a curve point
     return SweepTable("test machine", [{"name": "a", "train_chars": 1e6, "runs": runs(0.1)},
                                        {"name": "b", "train_chars": 4e6, "runs": runs(0.0)}])
 
@@ -60,13 +61,21 @@ def test_bad_size_is_an_input_error(text):
         Size.parse(text)
 
 
-def test_curve_is_linear_in_log_chars_and_extrapolates_a_decade_at_most():
+def test_curve_is_linear_in_log_chars_and_extrapolates_3x_at_most():
     points = [(1e6, 2.0), (1e7, 1.8)]
+    third = 0.2 * math.log10(3)  # bpc the segment's slope gives over a factor of 3
     assert read_curve(points, math.sqrt(1e6 * 1e7)) == pytest.approx(1.9)
-    assert read_curve(points, 1e8) == pytest.approx(1.6)  # one decade on along the last segment
-    assert read_curve(points, 1e12) == pytest.approx(1.6)  # flat after that
-    assert read_curve(points, 1e5) == pytest.approx(2.2)
+    assert read_curve(points, 3e7) == pytest.approx(1.8 - third)  # 3× on along the last segment
+    assert read_curve(points, 1e12) == pytest.approx(1.8 - third)  # flat after that
+    assert read_curve(points, 1e5) == pytest.approx(2.0 + third)
     assert read_curve([(1e6, 2.0)], 1e9) == 2.0 and read_curve([], 1e6) is None
+
+
+def test_seeds_of_one_budget_are_averaged_and_auto_runs_are_not_curve_points():
+    corpus = {"runs": [{"mode": "grid", "size": "8x1", "chars_seen": 1e6, "best_val_bpc": 2.0},
+                       {"mode": "grid", "size": "8x1", "chars_seen": 1e6, "best_val_bpc": 2.1},
+                       {"mode": "auto", "size": "8x1", "chars_seen": 2e6, "best_val_bpc": 1.0}]}
+    assert SweepTable.curve(corpus, SMALL) == [(1e6, pytest.approx(2.05))]
 
 
 def test_prediction_interpolates_between_corpora_by_log_size_and_clamps():
@@ -89,7 +98,8 @@ def test_choice_follows_the_characters_each_size_can_see():
 
 def test_a_near_tie_goes_to_the_cheaper_size():
     table = SweepTable("m", [{"name": "a", "train_chars": 1e6, "runs": [
-        {"size": str(SMALL), "chars_seen": 1e6, "val_bpc": 2.003}, {"size": str(BIG), "chars_seen": 1e6, "val_bpc": 2.0}]}])
+        {"mode": "grid", "size": str(SMALL), "chars_seen": 1e6, "best_val_bpc": 2.003},
+        {"mode": "grid", "size": str(BIG), "chars_seen": 1e6, "best_val_bpc": 2.0}]}])
     assert choose(table, [SMALL, BIG], {SMALL: 1e6, BIG: 1e6}, 1e6, "x").size == SMALL
 
 
