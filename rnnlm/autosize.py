@@ -7,8 +7,7 @@ stored the validation bpc in ``sizes.json`` beside this module.  For a new run:
 1. each candidate's throughput is measured here, on the real device with the
    real vocabulary, by a few training steps of a throwaway model inside the
    budget clock (``PROBE_SHARE`` of it at most: sizes the probe has no time for
-   are estimated from the last one probed by their cost ratio, which
-   under-rates big matrices, so the guess errs towards the smaller model);
+   are estimated from the last one probed by the sweep's measured speed ratio);
 2. the characters each size would see in the remaining time follow
    (``TRAIN_SHARE`` of it runs training steps; the rest validates and saves);
 3. each size's measured bpc curve is read at that many characters (linear in
@@ -106,41 +105,38 @@ def measure_throughput(
     clock: Callable[[], float],
     min_s: float = PROBE_MIN_S,
 ) -> tuple[dict[Size, float], list[Size]]:
-    """Training characters per second of each size, cheapest first, within ``limit_s`` seconds.
+    """Training characters per second of sizes, cheapest first, within ``limit_s`` seconds.
 
     ``make_step(size)`` returns a function that runs one training step of a
-    fresh model of that size and returns the characters it trained on.  Returns
-    (throughput per size, the sizes actually timed); the rest are estimated.
-    A size is skipped when the last one's probe time, scaled by their cost
-    ratio, would pass ``limit_s`` (an over-estimate: the timed part does not
-    scale below ``min_s``), so only the first size can overrun the limit.
+    fresh model of that size and returns the characters it trained on.  Each
+    size gets one warm-up step (it builds the kernels: oneDNN primitives, cuDNN
+    plans) and then timed steps for at least ``min_s``.  Returns (throughput of
+    the sizes timed, those sizes in order).  The next size is skipped when its
+    expected probe time would pass the limit: the last size's steady step time
+    scaled by their cost ratio, for its warm-up and timed steps, with a 50%
+    margin; the first size's own time is not a guide (it also pays the
+    process's one-off start-up: 2 s against 0.35 s of steps for a 256×1 LSTM).
     """
     start = clock()
     rates: dict[Size, float] = {}
-    timed: list[Size] = []
-    spent: dict[Size, float] = {}
+    step_s: dict[Size, float] = {}
     for size in sorted(sizes, key=cost):
-        if timed:
-            last = timed[-1]
-            expected = spent[last] * cost(size) / cost(last)  # warm-up and timed steps scale with the step
+        if rates:
+            last = next(reversed(rates))
+            guess = step_s[last] * cost(size) / cost(last)
+            expected = 1.5 * guess * (1 + max(1, math.ceil(min_s / guess)))
             if clock() - start + expected > limit_s:
                 break
-        began = clock()
         step = make_step(size)
-        step()  # builds the kernels (oneDNN primitives, cuDNN plans): not steady-state time
+        step()
         t0, chars, steps = clock(), 0, 0
         while steps == 0 or clock() - t0 < min_s:
             chars += step()
             steps += 1
-        rates[size] = chars / max(clock() - t0, 1e-9)
-        spent[size] = clock() - began
-        timed.append(size)
+        elapsed = max(clock() - t0, 1e-9)
+        rates[size], step_s[size] = chars / elapsed, elapsed / steps
         del step
-    last = timed[-1]
-    for size in sizes:
-        if size not in rates:
-            rates[size] = rates[last] * cost(last) / cost(size)
-    return rates, timed
+    return rates, list(rates)
 
 
 def probe(model_cfg, config, batches, device: torch.device, autocast_dtype, token_chars, sizes: list[Size],
@@ -186,6 +182,12 @@ class SweepTable:
             if run["mode"] == "grid" and run["size"] == str(size):
                 by_chars.setdefault(run["chars_seen"], []).append(run["best_val_bpc"])
         return [(chars, sum(v) / len(v)) for chars, v in sorted(by_chars.items())]
+
+    def relative_speed(self, size: Size, known: Size) -> float | None:
+        """Throughput of ``size`` over that of ``known`` as the sweep measured them (mean over its corpora)."""
+        ratios = [c["chars_per_s"][str(size)] / c["chars_per_s"][str(known)] for c in self.corpora
+                  if str(size) in c.get("chars_per_s", {}) and str(known) in c.get("chars_per_s", {})]
+        return sum(ratios) / len(ratios) if ratios else None
 
     def predict(self, size: Size, chars: float, train_chars: float) -> float | None:
         """Validation bpc the sweep predicts for ``size`` after ``chars`` training characters, or None."""
@@ -275,6 +277,22 @@ def choose(
                   table_machine=table.machine)
 
 
+def estimate_rates(rates: dict[Size, float], last: Size, sizes: list[Size], table: SweepTable,
+                   cost: Callable[[Size], int]) -> None:
+    """Fill in the sizes the probe had no time for, from the last one probed.
+
+    By the sweep's measured speed ratio where it has both sizes: on its 2-core
+    CPU a 1×384 LSTM ran at 0.72× the 1×256's speed, not the 0.49× their
+    parameter counts say (small matrices use the cores worse).  Else by the
+    parameter ratio, which under-rates bigger sizes and so errs towards the
+    smaller model.
+    """
+    for size in sizes:
+        if size not in rates:
+            ratio = table.relative_speed(size, last)
+            rates[size] = rates[last] * (ratio if ratio is not None else cost(last) / cost(size))
+
+
 def budget_text(config) -> str:
     parts = []
     if config.max_time_s is not None:
@@ -311,6 +329,8 @@ def size_for_budget(model_cfg, config, batches, device: torch.device, autocast_d
     if config.max_time_s is not None:
         rates, probed = probe(model_cfg, config, batches, device, autocast_dtype, token_chars, candidates,
                               PROBE_SHARE * config.max_time_s, clock)
+        estimate_rates(rates, probed[-1], candidates, table,
+                       lambda s: step_cost(s, model_cfg.cell, model_cfg.vocab_size, model_cfg.embed_size))
         remaining = max(0.0, config.max_time_s - (clock() - start))
         chars = {s: min(cap, TRAIN_SHARE * remaining * rates[s] * world) for s in candidates}
     else:

@@ -16,7 +16,7 @@ from conftest import TINY_TRAIN
 
 import rnnlm
 from rnnlm import autosize
-from rnnlm.autosize import Size, SweepTable, choose, measure_throughput, read_curve, size_for_budget
+from rnnlm.autosize import Size, SweepTable, choose, estimate_rates, measure_throughput, read_curve, size_for_budget
 from rnnlm.cli import cli
 from rnnlm.config import ModelConfig, TrainConfig
 from rnnlm.data import TBPTTBatches
@@ -116,7 +116,7 @@ class FakeClock:
         return self.now
 
 
-def test_probe_stays_inside_its_share_and_estimates_the_rest_by_cost():
+def test_probe_stays_inside_its_share_cheapest_first():
     clock = FakeClock()
     sizes = [Size(h, 1) for h in (1, 2, 4, 8, 16)]
     cost = lambda s: s.hidden  # noqa: E731 - seconds per step are proportional to it
@@ -131,10 +131,19 @@ def test_probe_stays_inside_its_share_and_estimates_the_rest_by_cost():
         return step
 
     rates, timed = measure_throughput(sizes[::-1], make_step, cost, limit_s=5.0, clock=clock, min_s=0.25)
-    # Cheapest first; 8 took 1.6 s (one warm-up and one timed step), so 16 would take ~3.2 s and pass the limit.
-    assert clock.now == pytest.approx(3.4) and made == timed == sizes[:4]
-    assert rates[Size(1, 1)] == pytest.approx(1000 / 0.1)
-    assert rates[Size(16, 1)] == pytest.approx(rates[Size(8, 1)] * 8 / 16)
+    # 8 ends at 3.4 s; 16 would need a warm-up and a timed step of ~1.6 s each (×1.5 margin) and pass 5 s.
+    assert clock.now == pytest.approx(3.4) and made == timed == sizes[:4] and list(rates) == sizes[:4]
+    assert rates[Size(1, 1)] == pytest.approx(1000 / 0.1) and rates[Size(8, 1)] == pytest.approx(1000 / 0.8)
+
+
+def test_unprobed_sizes_take_the_sweeps_speed_ratio_else_the_cost_ratio():
+    table = SweepTable("m", [{"name": "a", "train_chars": 1e6, "runs": [],
+                              "chars_per_s": {"8x1": 100.0, "16x1": 80.0}},
+                             {"name": "b", "train_chars": 4e6, "runs": [],
+                              "chars_per_s": {"8x1": 100.0, "16x1": 60.0}}])
+    rates = {SMALL: 1000.0}
+    estimate_rates(rates, SMALL, [SMALL, BIG, Size(32, 1)], table, cost=lambda s: s.hidden)
+    assert rates == {SMALL: 1000.0, BIG: pytest.approx(700.0), Size(32, 1): pytest.approx(250.0)}
 
 
 def _batches() -> TBPTTBatches:
