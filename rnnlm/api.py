@@ -226,4 +226,8 @@ def train(
         summary = trainer.run()
         summary["size"] = choice["size"]
         summary["epochs"] = trainer.state.step / batches.windows_per_epoch
+        # The DDP reducer goes before the process group: a two-rank gloo test whose
+        # trainer outlived destroy_process_group aborted once under heavy load ("terminate called without an
+        # active exception" at exit).
+        del trainer
         return summary

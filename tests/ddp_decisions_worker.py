@@ -5,6 +5,7 @@ collective save, and rank 0 waited alone until the timeout.  Writes
 ``<out>/rank<r>.json`` with the steps reached and the best score each rank holds.
 """
 
+import gc
 import json
 import sys
 
@@ -45,5 +46,7 @@ trainer.validate = skewed
 summary = trainer.run()
 with open(f"{out}/rank{rank}.json", "w") as f:
     json.dump({"steps": summary["steps"], "best": trainer.state.best_val_bpc}, f)
+del trainer, skewed, honest  # the DDP reducer goes before the process group, as in rnnlm.train
+gc.collect()
 dist.barrier()
 dist.destroy_process_group()
