@@ -268,7 +268,8 @@ def choose(
     size = min((i, s) for p, i, s in ranked if p <= best_bpc + TIE_BPC)[1]
     runners = ", ".join(f"{s} {p:.3f}" for p, _, s in ranked[:4] if s != size)
     speed = f" at {rates[size]:,.0f} chars/s" if rates else ""
-    reason = (f"{size}: predicted {predicted[size]:.3f} bpc after {count(chars[size])} training characters "
+    tie = f", within {TIE_BPC} of {ranked[0][2]}'s: the cheaper" if ranked[0][2] != size else ""
+    reason = (f"{size}: predicted {predicted[size]:.3f} bpc{tie} after {count(chars[size])} training characters "
               f"({budget_text}{speed}; corpus {count(train_chars)} characters); next: {runners}")
     return Choice(size=size, mode="auto", reason=reason,
                   predicted_bpc={str(s): round(p, 4) for s, p in predicted.items() if p is not None},
