@@ -7,6 +7,7 @@ exit code CONVENTIONS.md assigns (2 unusable input, 1 failure while working,
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import warnings
@@ -172,8 +173,24 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main() -> None:
+    """The ``rnnlm`` entry point; under torchrun a rank leaves without the interpreter's teardown.
+
+    Its work is done and saved by then (the process group destroyed, files
+    closed), but gloo's threads can still abort the exiting process ("terminate
+    called without an active exception", SIGABRT), and torchrun then reports the
+    whole run as failed: a two-rank resume test did so on a quiet machine.
+    """
     warnings.showwarning = _show_warning
-    cli(prog_name="rnnlm")
+    try:
+        cli(prog_name="rnnlm")
+    except SystemExit as exc:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            raise
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))
 
 
 from . import chat_cmd, compare_cmd, export_cmd, generate_cmd, info_cmd, inspect_cmd, train_cmd  # noqa: E402, F401  (registers the commands on ``cli``)
