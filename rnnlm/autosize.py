@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from .errors import InputError
-from .summary import model_params
+from .summary import GATES, model_params
 
 GRID_HIDDEN = (256, 384, 512, 768, 1024)
 GRID_LAYERS = (1, 2)
@@ -80,8 +80,6 @@ def step_cost(size: Size, cell: str, vocab: int, embed: int) -> int:
 
 def memory_bytes(size: Size, cell: str, vocab: int, embed: int, batch: int, bptt: int) -> int:
     """Rough training footprint: weights, gradients and AdamW's two moments, plus the unrolled activations."""
-    from .summary import GATES
-
     params = model_params(cell, size.layers, size.hidden, vocab, embed)
     activations = batch * bptt * size.layers * size.hidden * (GATES[cell] + 2) * 4 * 2
     return params * 16 + activations
@@ -104,14 +102,14 @@ def measure_throughput(
     limit_s: float,
     clock: Callable[[], float],
     min_s: float = PROBE_MIN_S,
-) -> tuple[dict[Size, float], list[Size]]:
+) -> dict[Size, float]:
     """Training characters per second of sizes, cheapest first, within ``limit_s`` seconds.
 
     ``make_step(size)`` returns a function that runs one training step of a
     fresh model of that size and returns the characters it trained on.  Each
     size gets one warm-up step (it builds the kernels: oneDNN primitives, cuDNN
-    plans) and then timed steps for at least ``min_s``.  Returns (throughput of
-    the sizes timed, those sizes in order).  The next size is skipped when its
+    plans) and then timed steps for at least ``min_s``.  Returns the throughput
+    of the sizes timed, in the order they were timed.  The next size is skipped when its
     expected probe time would pass the limit: the last size's steady step time
     scaled by their cost ratio, for its warm-up and timed steps, with a 50%
     margin; the first size's own time is not a guide (it also pays the
@@ -136,11 +134,11 @@ def measure_throughput(
         elapsed = max(clock() - t0, 1e-9)
         rates[size], step_s[size] = chars / elapsed, elapsed / steps
         del step
-    return rates, list(rates)
+    return rates
 
 
 def probe(model_cfg, config, batches, device: torch.device, autocast_dtype, token_chars, sizes: list[Size],
-          limit_s: float, clock: Callable[[], float], min_s: float = PROBE_MIN_S) -> tuple[dict[Size, float], list[Size]]:
+          limit_s: float, clock: Callable[[], float], min_s: float = PROBE_MIN_S) -> dict[Size, float]:
     """``measure_throughput`` with real training steps: a throwaway ``Trainer`` per size on the run's batches."""
     from .model import RNNLM
     from .trainer import Trainer
@@ -328,8 +326,9 @@ def size_for_budget(model_cfg, config, batches, device: torch.device, autocast_d
     rates: dict[Size, float] | None = None
     probed: list[Size] = []
     if config.max_time_s is not None:
-        rates, probed = probe(model_cfg, config, batches, device, autocast_dtype, token_chars, candidates,
-                              PROBE_SHARE * config.max_time_s, clock)
+        rates = probe(model_cfg, config, batches, device, autocast_dtype, token_chars, candidates,
+                      PROBE_SHARE * config.max_time_s, clock)
+        probed = list(rates)
         estimate_rates(rates, probed[-1], candidates, table,
                        lambda s: step_cost(s, model_cfg.cell, model_cfg.vocab_size, model_cfg.embed_size))
         remaining = max(0.0, config.max_time_s - (clock() - start))

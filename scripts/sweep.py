@@ -98,8 +98,8 @@ def cmd_throughput(args) -> None:
     from rnnlm.autosize import probe, train_chars
 
     config, model, batches, device, autocast, tokenizer, info = prepare(Path(args.corpus), args.threads)
-    rates, _ = probe(model, config, batches, device, autocast, tokenizer.char_lengths(), list(GRID),
-                     limit_s=1e9, clock=time.perf_counter, min_s=args.seconds)
+    rates = probe(model, config, batches, device, autocast, tokenizer.char_lengths(), list(GRID),
+                  limit_s=1e9, clock=time.perf_counter, min_s=args.seconds)
     with updating_table() as table:
         kept = [c["runs"] for c in table["corpora"] if c["name"] == args.name]
         table["corpora"] = [c for c in table["corpora"] if c["name"] != args.name] + [{

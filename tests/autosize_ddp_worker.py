@@ -26,7 +26,7 @@ rank, world, _ = dist_env()
 dist.init_process_group("gloo")
 autosize.GRID = TINY_GRID
 big_rate = 1e6 if rank == 0 else 1e3
-autosize.probe = lambda *args, **kwargs: ({SMALL: 1e6, BIG: big_rate}, [SMALL, BIG])
+autosize.probe = lambda *args, **kwargs: {SMALL: 1e6, BIG: big_rate}
 model = ModelConfig(vocab_size=40, embed_size=8)
 config = TrainConfig(max_time_s=30.0, batch_size=4, bptt=8)
 batches = TBPTTBatches((np.arange(5000) % 40).astype(np.uint16), 4, 8, rank, world)
