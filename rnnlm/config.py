@@ -88,7 +88,7 @@ class TrainConfig:
 
     batch_size: int = 64
     bptt: int = 64
-    lr: float = 4e-3
+    lr: float = 8e-3
     min_lr_ratio: float = 0.05
     weight_decay: float = 0.1
     warmup_steps: int = 100

@@ -35,7 +35,7 @@ def first_losses(cell: str, out: Path) -> list[float]:
     torch.manual_seed(0)
     ids = (np.arange(4000) * 7 % 23).astype(np.uint8)
     train_ids, val_ids = split_ids(ids, (0.9, 0.1))
-    config = TrainConfig(batch_size=4, bptt=8, max_time_s=None, max_steps=STEPS, warmup_steps=2, eval_every_s=1e9,
+    config = TrainConfig(batch_size=4, bptt=8, lr=4e-3, max_time_s=None, max_steps=STEPS, warmup_steps=2, eval_every_s=1e9,
                          eval_streams=4, precision="fp32", device="cpu", log_every_s=1e-9)
     model = RNNLM(ModelConfig(cell=cell, vocab_size=23, embed_size=8, hidden_size=16, num_layers=2, dropout=0.1))
     losses: list[float] = []
