@@ -6,8 +6,9 @@ stored the validation bpc in ``sizes.json`` beside this module.  For a new run:
 
 1. each candidate's throughput is measured here, on the real device with the
    real vocabulary, by a few training steps of a throwaway model inside the
-   budget clock (``PROBE_SHARE`` of it at most: sizes the probe has no time for
-   are estimated from the last one probed by the sweep's measured speed ratio);
+   budget clock (``PROBE_SHARE`` of it at most); on a machine that runs like
+   the sweep's, all rates are then one fitted machine-speed factor × the sweep's
+   measured speed ratios (``estimate_rates``);
 2. the characters each size would see in the remaining time follow
    (``TRAIN_SHARE`` of it runs training steps; the rest validates and saves);
 3. each size's measured bpc curve is read at that many characters (linear in
@@ -44,6 +45,7 @@ PROBE_SHARE = 0.03
 TRAIN_SHARE = 0.9
 EXTRAPOLATE = 3.0
 TIE_BPC = 0.005
+SPEED_BAND = 0.2
 TABLE_PATH = Path(__file__).with_name("sizes.json")
 # The probe times at least this much of each size (after one warm-up step that builds its kernels).
 PROBE_MIN_S = 0.25
@@ -277,19 +279,34 @@ def choose(
 
 
 def estimate_rates(rates: dict[Size, float], last: Size, sizes: list[Size], table: SweepTable,
-                   cost: Callable[[Size], int]) -> None:
-    """Fill in the sizes the probe had no time for, from the last one probed.
+                   cost: Callable[[Size], int]) -> bool:
+    """Rates for every size from the probe's; True when they were steadied by the sweep's speed ratios.
 
-    By the sweep's measured speed ratio where it has both sizes: on its 2-core
-    CPU a 1×384 LSTM ran at 0.72× the 1×256's speed, not the 0.49× their
-    parameter counts say (small matrices use the cores worse).  Else by the
-    parameter ratio, which under-rates bigger sizes and so errs towards the
-    smaller model.
+    The probe times each size for a fraction of a second: ±12% per size
+    against the sweep's figures on a quiet 2-core machine, enough to flip a
+    near-tie.  Put on the last probed size's scale by the sweep's measured
+    speed ratios, every probed size implies a speed for that one; when all
+    implied speeds lie within ``SPEED_BAND`` of their geometric mean (a machine
+    like the sweep's, faster or slower as a whole), every size takes that mean
+    × its sweep ratio: one machine-speed factor fitted to all probed sizes
+    instead of one noisy reading each.  Where they disagree (a GPU, where a big
+    matrix costs little more than a small one) the measured rates stand and the
+    unprobed sizes are estimated from the last one probed: by the sweep's ratio
+    where it has both sizes (on its 2-core CPU a 1×384 LSTM ran at 0.6× the
+    1×256's speed, not the 0.49× their parameter counts say: small matrices use
+    the cores worse), else by the parameter ratio, which under-rates bigger
+    sizes and so errs towards the smaller model.
     """
+    implied = [rates[s] / ratio for s in rates if (ratio := table.relative_speed(s, last))]
+    base = math.exp(sum(math.log(v) for v in implied) / len(implied)) if implied else 0.0
+    steady = len(implied) >= 2 and all(abs(math.log(v / base)) <= math.log(1 + SPEED_BAND) for v in implied)
     for size in sizes:
-        if size not in rates:
-            ratio = table.relative_speed(size, last)
+        ratio = table.relative_speed(size, last)
+        if steady and ratio is not None:
+            rates[size] = base * ratio
+        elif size not in rates:
             rates[size] = rates[last] * (ratio if ratio is not None else cost(last) / cost(size))
+    return steady
 
 
 def budget_text(config) -> str:
@@ -325,17 +342,21 @@ def size_for_budget(model_cfg, config, batches, device: torch.device, autocast_d
     cap = min(caps) if caps else math.inf
     rates: dict[Size, float] | None = None
     probed: list[Size] = []
+    steady = False
     if config.max_time_s is not None:
         rates = probe(model_cfg, config, batches, device, autocast_dtype, token_chars, candidates,
                       PROBE_SHARE * config.max_time_s, clock)
         probed = list(rates)
-        estimate_rates(rates, probed[-1], candidates, table,
-                       lambda s: step_cost(s, model_cfg.cell, model_cfg.vocab_size, model_cfg.embed_size))
+        steady = estimate_rates(rates, probed[-1], candidates, table,
+                                lambda s: step_cost(s, model_cfg.cell, model_cfg.vocab_size, model_cfg.embed_size))
         remaining = max(0.0, config.max_time_s - (clock() - start))
         chars = {s: min(cap, TRAIN_SHARE * remaining * rates[s] * world) for s in candidates}
     else:
         chars = {s: cap for s in candidates}
     choice = choose(table, candidates, chars, corpus_chars, budget_text(config), rates)
+    if rates is not None:
+        choice.reason += (f"; speeds: {len(probed)} probed sizes fitted to the sweep's speed ratios" if steady else
+                          f"; speeds: {len(probed)} probed, as measured (unlike the sweep's machine)")
     if model_cfg.cell != "lstm" or token_chars is not None:
         choice.reason += "; the sweep's curves are the character-level LSTM's, read with this run's own throughput"
     if world > 1:

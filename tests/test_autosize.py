@@ -143,8 +143,30 @@ def test_unprobed_sizes_take_the_sweeps_speed_ratio_else_the_cost_ratio():
                              {"name": "b", "train_chars": 4e6, "runs": [],
                               "chars_per_s": {"8x1": 100.0, "16x1": 60.0}}])
     rates = {SMALL: 1000.0}
-    estimate_rates(rates, SMALL, [SMALL, BIG, Size(32, 1)], table, cost=lambda s: s.hidden)
+    assert not estimate_rates(rates, SMALL, [SMALL, BIG, Size(32, 1)], table, cost=lambda s: s.hidden)
     assert rates == {SMALL: 1000.0, BIG: pytest.approx(700.0), Size(32, 1): pytest.approx(250.0)}
+
+
+def _speed_table() -> SweepTable:
+    speeds = {"8x1": 100.0, "16x1": 50.0, "32x1": 20.0}
+    return SweepTable("m", [{"name": n, "train_chars": c, "runs": [], "chars_per_s": speeds}
+                            for n, c in (("a", 1e6), ("b", 4e6))])
+
+
+def test_probed_rates_like_the_sweeps_take_one_machine_factor():
+    """10% fast and 10% slow readings of sizes the sweep ran 2:1 become one factor (≈ 9.95×) × its ratios."""
+    rates = {SMALL: 1100.0, BIG: 450.0}
+    assert estimate_rates(rates, BIG, [SMALL, BIG, Size(32, 1)], _speed_table(), cost=lambda s: s.hidden)
+    factor = math.sqrt(11 * 9)
+    assert rates == {SMALL: pytest.approx(100 * factor), BIG: pytest.approx(50 * factor),
+                     Size(32, 1): pytest.approx(20 * factor)}
+
+
+def test_probed_rates_unlike_the_sweeps_stand_as_measured():
+    """A GPU-like probe (the big size nearly as fast as the small) keeps its own readings."""
+    rates = {SMALL: 1000.0, BIG: 900.0}
+    assert not estimate_rates(rates, BIG, [SMALL, BIG, Size(32, 1)], _speed_table(), cost=lambda s: s.hidden)
+    assert rates == {SMALL: 1000.0, BIG: 900.0, Size(32, 1): pytest.approx(900 * 20 / 50)}
 
 
 def _batches() -> TBPTTBatches:
