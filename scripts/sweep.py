@@ -1,6 +1,7 @@
 """The model-size sweep behind ``--size auto`` (rnnlm/autosize.py): measure, train the grid, tabulate.
 
     python scripts/sweep.py throughput --corpus ../shared/corpora/tinyshakespeare.txt --name tinyshakespeare
+    python scripts/sweep.py throughput ... --sizes 512x1,768x1,1024x1 --seconds 30   # before long runs
     python scripts/sweep.py run --name tinyshakespeare --minutes 2 --sizes all --jobs 2
     python scripts/sweep.py run --name tinyshakespeare --minutes 10 --sizes 512x1,768x1,512x2
     python scripts/sweep.py auto --name tinyshakespeare --minutes 2,10
@@ -98,16 +99,18 @@ def cmd_throughput(args) -> None:
     from rnnlm.autosize import probe, train_chars
 
     config, model, batches, device, autocast, tokenizer, info = prepare(Path(args.corpus), args.threads)
-    rates = probe(model, config, batches, device, autocast, tokenizer.char_lengths(), list(GRID),
+    sizes = list(GRID) if args.sizes == "all" else [Size.parse(s) for s in args.sizes.split(",")]
+    rates = probe(model, config, batches, device, autocast, tokenizer.char_lengths(), sizes,
                   limit_s=1e9, clock=time.perf_counter, min_s=args.seconds)
     with updating_table() as table:
-        kept = [c["runs"] for c in table["corpora"] if c["name"] == args.name]
-        table["corpora"] = [c for c in table["corpora"] if c["name"] != args.name] + [{
-            "name": args.name, "corpus": Path(args.corpus).name,
-            "train_chars": train_chars(batches.ids, tokenizer.char_lengths()), "vocab": tokenizer.vocab_size,
-            "threads": args.threads, "chars_per_s": {str(s): round(r, 1) for s, r in rates.items()},
-            "runs": kept[0] if kept else []}]
-    for size in GRID:
+        entry = next((c for c in table["corpora"] if c["name"] == args.name), None)
+        if entry is None:
+            entry = {"name": args.name, "chars_per_s": {}, "runs": []}
+            table["corpora"].append(entry)
+        entry.update(corpus=Path(args.corpus).name, train_chars=train_chars(batches.ids, tokenizer.char_lengths()),
+                     vocab=tokenizer.vocab_size, threads=args.threads)
+        entry["chars_per_s"].update({str(s): round(r, 1) for s, r in rates.items()})
+    for size in sizes:
         print(f"{size}: {rates[size]:,.0f} chars/s")
 
 
@@ -128,7 +131,7 @@ def train_one(corpus: str, size: str, steps: int | None, minutes: float, seed: i
             "seed": seed, "steps": summary["steps"], "chars_seen": summary["chars_seen"],
             "val_bpc": round(summary["val_bpc"], 4), "best_val_bpc": round(summary["best_val_bpc"], 4),
             "dropout": round(summary["dropout"], 3), "epochs": round(summary["epochs"], 2),
-            "wall_s": round(time.perf_counter() - t0, 1), "threads": threads,
+            "wall_s": round(time.perf_counter() - t0, 1), "threads": threads, "lr": config.lr,
             **({"reason": chosen.get("reason")} if size == "auto" else {})}
 
 
@@ -167,11 +170,13 @@ def cmd_run(args) -> None:
 
 def record_auto(name: str, minutes: float, result: dict) -> None:
     """A ``--size auto`` run trained elsewhere (``bench.py --quality``'s defaults run) as this sweep's auto point."""
+    from rnnlm.config import TrainConfig
+
     with updating_table() as table:
         corpus_entry(table, name)["runs"].append({
             "size": result["size"], "mode": "auto", "minutes": minutes, "seed": 0, "steps": result["steps"],
             "chars_seen": result["chars_seen"], "best_val_bpc": round(result["best_val_bpc"], 4),
-            "dropout": round(result["dropout"], 3), "threads": 2, "reason": result["reason"],
+            "dropout": round(result["dropout"], 3), "threads": 2, "reason": result["reason"], "lr": TrainConfig().lr,
             "source": "scripts/bench.py --quality"})
 
 
@@ -267,6 +272,7 @@ def main() -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seconds", type=float, default=4.0, help="steady-state seconds timed per size")
+    p.add_argument("--sizes", default="all", help="comma-separated sizes to re-time (the others keep their figures)")
     for name, helptext in (("run", "grid runs (step budgets)"), ("auto", "real --size auto runs (quiet machine)")):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--corpus", required=True)
