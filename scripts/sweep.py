@@ -224,11 +224,15 @@ def cmd_table(args) -> None:
     plot(table, Path(args.plot))
     from bench import write_section  # scripts/ is on the path when this runs as scripts/sweep.py
 
+    from rnnlm.config import TrainConfig
+
     relative = Path(args.plot).resolve().relative_to(ROOT)
     intro = ("## Model size: the sweep behind `--size auto`\n\nCommand: `python scripts/sweep.py` (see its docstring "
              "for the steps). A grid run of M minutes trains for the steps that size makes in "
              f"{TRAIN_SHARE:g} × M minutes at the throughput `throughput` measured with the probe `--size auto` uses, "
-             "so its result does not depend on what else ran meanwhile.\n\n")
+             "so its result does not depend on what else ran meanwhile. Every run uses the defaults but the size "
+             f"(learning rate {TrainConfig().lr:g}; an earlier sweep at 4e-3 stays in `sizes.json` as `runs_lr_4e-3`)."
+             "\n\n")
     write_section("sizes", intro + "\n".join(lines) + f"\n\n![bpc against budget, one line per size]({relative})\n")
     print("\n".join(lines))
 
