@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rnnlm.autosize import GRID, TABLE_PATH, TRAIN_SHARE, Size  # noqa: E402
+from rnnlm.config import ModelConfig, TrainConfig  # noqa: E402
 from rnnlm.fileio import atomic_write  # noqa: E402
 
 WORK = ROOT / "checkpoints" / ".sweep"
@@ -71,6 +72,11 @@ def updating_table() -> Iterator[dict]:
         save_table(table)
 
 
+def parse_sizes(text: str) -> list[Size]:
+    """``--sizes``: "all" (the grid) or comma-separated HIDDENxLAYERS."""
+    return list(GRID) if text == "all" else [Size.parse(s) for s in text.split(",")]
+
+
 def corpus_entry(table: dict, name: str) -> dict:
     for entry in table["corpora"]:
         if entry["name"] == name:
@@ -82,7 +88,6 @@ def prepare(corpus: Path, threads: int):
     """The run's tokenizer, batches and device exactly as ``rnnlm.train`` builds them (defaults)."""
     import torch
 
-    from rnnlm.config import ModelConfig, TrainConfig
     from rnnlm.data import TBPTTBatches, encode_splits
     from rnnlm.device import resolve_autocast, resolve_device
 
@@ -99,7 +104,7 @@ def cmd_throughput(args) -> None:
     from rnnlm.autosize import probe, train_chars
 
     config, model, batches, device, autocast, tokenizer, info = prepare(Path(args.corpus), args.threads)
-    sizes = list(GRID) if args.sizes == "all" else [Size.parse(s) for s in args.sizes.split(",")]
+    sizes = parse_sizes(args.sizes)
     rates = probe(model, config, batches, device, autocast, tokenizer.char_lengths(), sizes,
                   limit_s=1e9, clock=time.perf_counter, min_s=args.seconds)
     with updating_table() as table:
@@ -117,8 +122,6 @@ def cmd_throughput(args) -> None:
 def train_one(corpus: str, size: str, steps: int | None, minutes: float, seed: int, threads: int, out: str) -> dict:
     """One grid run in a fresh process (spawned): a fixed step budget, or with ``steps=None`` a real time budget."""
     import rnnlm
-    from rnnlm.config import TrainConfig
-
     budget = {"max_steps": steps, "max_time_s": None} if steps else {"max_time_s": minutes * 60}
     config = TrainConfig(seed=seed, **budget)
     t0 = time.perf_counter()
@@ -156,7 +159,7 @@ def run_jobs(args, jobs: list[tuple[str, int | None, float, int]]) -> None:
 
 def cmd_run(args) -> None:
     entry = corpus_entry(load_table(), args.name)
-    sizes = list(GRID) if args.sizes == "all" else [Size.parse(s) for s in args.sizes.split(",")]
+    sizes = parse_sizes(args.sizes)
     chars_per_step = 64 * 64  # the default batch × BPTT, characters (the sweep is character-level)
     jobs = []
     for minutes in (float(m) for m in args.minutes.split(",")):
@@ -170,8 +173,6 @@ def cmd_run(args) -> None:
 
 def record_auto(name: str, minutes: float, result: dict) -> None:
     """A ``--size auto`` run trained elsewhere (``bench.py --quality``'s defaults run) as this sweep's auto point."""
-    from rnnlm.config import TrainConfig
-
     with updating_table() as table:
         corpus_entry(table, name)["runs"].append({
             "size": result["size"], "mode": "auto", "minutes": minutes, "seed": 0, "steps": result["steps"],
@@ -223,8 +224,6 @@ def cmd_table(args) -> None:
         lines.append("")
     plot(table, Path(args.plot))
     from bench import write_section  # scripts/ is on the path when this runs as scripts/sweep.py
-
-    from rnnlm.config import TrainConfig
 
     relative = Path(args.plot).resolve().relative_to(ROOT)
     intro = ("## Model size: the sweep behind `--size auto`\n\nCommand: `python scripts/sweep.py` (see its docstring "
