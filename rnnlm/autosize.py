@@ -224,11 +224,11 @@ def read_curve(points: list[tuple[float, float]], chars: float) -> float | None:
     prediction) to ÷ ``EXTRAPOLATE``, flat after; beyond the last point the
     curve stays flat.  Extending the end segment upwards turned one outlier
     into nonsense: tinyshakespeare's 2-minute 1024x1 at 8e-3 validated at 3.71
-    bpc (its training loss said 2.2: from a zero state, 4 of its 32 validation
-    streams fell into an attractor at 16-17 bpc), and the segment from there to its
-    10-minute 1.925 predicted 0.705 bpc at 30 minutes.  Flat means a budget
-    beyond the sweep chooses by the longest measured runs, which the sweep's
-    own long runs, not an extrapolation, should improve on.
+    bpc (its training loss said 2.2: from a zero state, 4 of its 32
+    validation streams fell into an attractor at 16-17 bpc), and the segment
+    from there to its 10-minute 1.925 predicted 0.705 bpc at 30 minutes.  Flat
+    means a budget beyond the sweep chooses by the longest measured runs,
+    which the sweep's own long runs, not an extrapolation, should improve on.
     """
     if not points:
         return None

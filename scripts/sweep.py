@@ -160,7 +160,8 @@ def run_jobs(args, jobs: list[tuple[str, int | None, float, int]]) -> None:
 def cmd_run(args) -> None:
     entry = corpus_entry(load_table(), args.name)
     sizes = parse_sizes(args.sizes)
-    chars_per_step = 64 * 64  # the default batch × BPTT, characters (the sweep is character-level)
+    defaults = TrainConfig()
+    chars_per_step = defaults.batch_size * defaults.bptt  # characters: the sweep is character-level
     jobs = []
     for minutes in (float(m) for m in args.minutes.split(",")):
         for size in sizes:
