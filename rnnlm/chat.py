@@ -14,14 +14,17 @@ conversation goes on.  The terminal loop around this lives in
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from contextlib import nullcontext
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from .errors import InputError
+from .fileio import HISTORY, HISTORY_MARK, atomic_write, atomic_write_text, check_output
 from .sample import SamplingConfig, without_onednn, encode_prompt, next_ids
 from .tokenizer import StreamDecoder
 
@@ -91,8 +94,9 @@ class ChatSession:
     def turn(self, line: str) -> Iterator[str]:
         """Feed ``line`` (with its newline; nothing when empty) and yield the reply, ending on a new line.
 
-        Unknown characters in ``line`` raise ``InputError`` before anything changes.
+        Unknown characters in ``line``, or bytes that were not UTF-8, raise ``InputError`` before anything changes.
         """
+        check_utf8(line)
         if line:
             self.feed(line + "\n")
         elif self._head is None:
@@ -134,3 +138,54 @@ class ChatSession:
             logits, state = self.lm.module(ids, state)  # (1, L, V)
         self._head = _Head(logits[:, -1], state, text[-1:] or (head.last if head is not None else ""))
         self._parts.append(text)
+
+
+_UNDECODED = re.compile("[\udc80-\udcff]")  # how Python's stdin hands over a byte that was not UTF-8
+
+
+def check_utf8(line: str) -> None:
+    """``InputError`` naming the first byte that was not UTF-8 (Python passes such bytes on as lone surrogates)."""
+    bad = _UNDECODED.search(line)
+    if bad:
+        offset = len(line[: bad.start()].encode("utf-8", "surrogateescape"))
+        raise InputError(f"the line is not UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02X} at byte {offset}; "
+                         "set the terminal's encoding to UTF-8")
+
+
+class History:
+    """The lines typed into ``chat``, kept between sessions in a file rnnlm owns.
+
+    GNU readline's history files carry no mark and its own save truncates them
+    to the history length, so a mistyped ``--history`` once cut a user's notes
+    (or a checkpoint) to 1,000 lines.  Here the file starts with
+    ``HISTORY_MARK``; a file without it is refused (exit 2, before the session)
+    unless ``adopt`` (the default ``~/.rnnlm_history`` of earlier versions, or
+    ``--force``), and then it is marked on the first typed line with every
+    line kept.  Lines are only ever appended: nothing typed, nothing written.
+    """
+
+    def __init__(self, path: str | Path, *, adopt: bool = False) -> None:
+        self.path = check_output(path, HISTORY, force=adopt, flag="--history")
+
+    def lines(self, last: int = 1000) -> list[str]:
+        """The newest ``last`` entries, oldest first (the mark line left out)."""
+        if not self.path.exists():
+            return []
+        entries = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if entries[:1] == [HISTORY_MARK]:
+            entries = entries[1:]
+        return entries[-last:]
+
+    def append(self, line: str) -> None:
+        """Add one typed line: a new file is created marked, an adopted one marked with its lines kept."""
+        entry = line.replace("\n", " ") + "\n"
+        if not self.path.exists():
+            atomic_write_text(self.path, f"{HISTORY_MARK}\n{entry}")
+        elif not HISTORY.is_ours(self.path):
+            old = self.path.read_text(encoding="utf-8", errors="surrogateescape")
+            sep = "\n" if old and not old.endswith("\n") else ""
+            data = f"{HISTORY_MARK}\n{old}{sep}{entry}".encode("utf-8", "surrogateescape")
+            atomic_write(self.path, lambda f: f.write(data))
+        else:
+            with self.path.open("a", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(entry)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import pty
 import select
+import subprocess
 import sys
 import time
 
 import pytest
 import torch
 
-from rnnlm.chat import ChatSession
+from rnnlm.chat import ChatSession, History
 from rnnlm.errors import InputError
+from rnnlm.fileio import HISTORY_MARK
 from rnnlm.lm import load
 
 
@@ -129,4 +131,87 @@ def test_the_prompt_loop_in_a_terminal(tiny_run, tmp_path):
     term.expect(b"> ")
     term.type(b"\x04")  # Ctrl-D at an empty prompt leaves
     assert term.exit_code() == 0
-    assert "/temp 0.5" in history.read_text()
+    assert history.read_text().splitlines()[:3] == [HISTORY_MARK, "All:", "/temp 0.5"]
+
+
+def _chat(run, *args: str, stdin: bytes = b"All:\n", home=None) -> subprocess.CompletedProcess:
+    """``rnnlm chat`` with standard input from a pipe: nothing is typed."""
+    env = {**os.environ, "HOME": str(home)} if home else None
+    return subprocess.run([sys.executable, "-m", "rnnlm", "chat", str(run), "--length", "10", "--device", "cpu", *args],
+                          input=stdin, capture_output=True, env=env, timeout=120)
+
+
+def test_a_history_file_rnnlm_did_not_write_is_refused_and_kept(tiny_run, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("".join(f"note {i}\n" for i in range(1, 2501)))
+    before = notes.read_bytes()
+    result = _chat(tiny_run, "--history", str(notes))
+    assert result.returncode == 2, result.stderr
+    assert str(notes) in result.stderr.decode() and b"Traceback" not in result.stderr
+    assert notes.read_bytes() == before  # 2,500 lines, not the last 1,000
+
+
+def test_a_checkpoint_named_as_history_is_refused_even_with_force(tiny_run, tmp_path):
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes((tiny_run / "best.safetensors").read_bytes())
+    before = copy.read_bytes()
+    for extra in ([], ["--force"]):
+        result = _chat(tiny_run, "--history", str(copy), *extra)
+        assert result.returncode == 2 and b"checkpoint" in result.stderr, result.stderr
+    assert copy.read_bytes() == before
+    load(copy)  # still a checkpoint
+
+
+def test_piped_lines_never_touch_the_history(tiny_run, tmp_path):
+    fresh, marked = tmp_path / "fresh", tmp_path / "marked"
+    marked.write_text(f"{HISTORY_MARK}\nold line\n")
+    for path in (fresh, marked):
+        result = _chat(tiny_run, "--history", str(path))
+        assert result.returncode == 0, result.stderr
+    assert not fresh.exists()
+    assert marked.read_text() == f"{HISTORY_MARK}\nold line\n"
+
+
+def test_input_that_is_not_utf8_is_named_as_such(tiny_run):
+    result = _chat(tiny_run, "--history", "unused", stdin=b"All:\xe9 more\n")
+    assert result.returncode == 0  # the session goes on after a bad line
+    assert b"not UTF-8: byte 0xE9 at byte 4" in result.stderr, result.stderr
+    assert b"U+DC" not in result.stderr
+
+
+def test_history_appends_and_adopts_without_losing_lines(tmp_path):
+    path = tmp_path / "h"
+    history = History(path)
+    assert history.lines() == [] and not path.exists()
+    history.append("first")
+    history.append("second")
+    assert path.read_text() == f"{HISTORY_MARK}\nfirst\nsecond\n"
+    assert History(path).lines() == ["first", "second"]
+    assert History(path).lines(last=1) == ["second"]
+    old = tmp_path / "readline-history"
+    old.write_text("".join(f"line {i}\n" for i in range(1500)))
+    with pytest.raises(InputError, match="not a chat history"):
+        History(old)
+    adopted = History(old, adopt=True)
+    assert len(adopted.lines(last=10**6)) == 1500 and old.read_text().startswith("line 0")  # untouched until typed
+    adopted.append("new")
+    lines = old.read_text().splitlines()
+    assert lines[0] == HISTORY_MARK and len(lines) == 1502 and lines[-1] == "new"
+
+
+def test_the_default_history_is_adopted_and_recalled_in_a_terminal(tiny_run, tmp_path):
+    default = tmp_path / ".rnnlm_history"
+    default.write_text("Before:\n")  # written by readline in an earlier version: no mark
+    env = {**os.environ, "HOME": str(tmp_path), "TERM": "xterm"}
+    term = Terminal(str(tiny_run), "--length", "5", "--seed", "0", "--device", "cpu", env=env)
+    term.expect(b"/help for commands")
+    term.expect(b"> ")
+    term.type(b"\x1b[A\r")  # up arrow: the earlier version's line comes back
+    term.expect(b"Before:\r\n")
+    term.expect(b"> ")
+    term.type(b"All:\r")
+    term.expect(b"All:\r\n")
+    term.expect(b"> ")
+    term.type(b"\x04")
+    assert term.exit_code() == 0
+    assert default.read_text().splitlines() == [HISTORY_MARK, "Before:", "Before:", "All:"]

@@ -9,6 +9,7 @@ import click
 
 from ..errors import InputError
 from . import cli
+from .options import force_option
 
 DEFAULT_HISTORY = "~/.rnnlm_history"
 
@@ -22,8 +23,11 @@ DEFAULT_HISTORY = "~/.rnnlm_history"
 @click.option("--length", type=int, default=300, help="Tokens per reply (characters for char models; /length).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed for the whole session: same lines ⇒ same replies (CPU).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run the model; auto takes CUDA when available.")
-@click.option("--history", type=click.Path(dir_okay=False), default=DEFAULT_HISTORY, help="Where the typed lines are kept between sessions (up arrow recalls them).")
-def chat(checkpoint, latest, temperature, top_k, top_p, length, seed, device, history) -> None:
+@click.option("--history", type=click.Path(dir_okay=False), default=DEFAULT_HISTORY,
+              help="Where the typed lines are kept between sessions (up arrow recalls them); a file rnnlm marks as "
+                   "its own, appended to, never cut.")
+@force_option
+def chat(checkpoint, latest, temperature, top_k, top_p, length, seed, device, history, force) -> None:
     """Write with a model, turn by turn: each line you type continues the text.
 
     The model reads your line, writes --length characters, and waits; the
@@ -35,23 +39,24 @@ def chat(checkpoint, latest, temperature, top_k, top_p, length, seed, device, hi
     rnnlm chat                                  # the newest run under ./checkpoints
     rnnlm chat checkpoints/shakespeare-lstm-20261124-101500 --temperature 0.6
     """
-    from ..chat import ChatSession
+    from ..chat import ChatSession, History
     from .generate_cmd import load_for_cli
 
+    path = Path(history).expanduser()
+    # Checked before the model loads; the default file of earlier versions (no mark) is adopted, lines kept.
+    kept = History(path, adopt=force or path == Path(DEFAULT_HISTORY).expanduser())
     lm = load_for_cli(checkpoint, latest, device)
     session = ChatSession(lm, temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed)
-    readline = _readline(Path(history).expanduser())
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    typed = sys.stdin.isatty()  # lines from a pipe or a file were not typed: they never enter the history
+    if typed:
+        _readline(kept)
+    interactive = typed and sys.stdout.isatty()
     click.echo(f"{lm.path}: {lm.config.cell} {lm.config.num_layers}×{lm.config.hidden_size}. Type text to continue "
                "it, /help for commands, Ctrl-D to leave.", err=True)
-    try:
-        _loop(session, "> " if interactive else "")
-    finally:
-        if readline is not None:
-            _save_history(readline, Path(history).expanduser())
+    _loop(session, "> " if interactive else "", kept if typed else None)
 
 
-def _loop(session, prompt: str) -> None:
+def _loop(session, prompt: str, history) -> None:
     while True:
         try:
             line = input(prompt)
@@ -61,6 +66,8 @@ def _loop(session, prompt: str) -> None:
         except KeyboardInterrupt:  # at the prompt: drop the line, as Python's own prompt does
             click.echo("", err=True)
             continue
+        if history is not None and line.strip():
+            _remember(history, line)
         try:
             if line.startswith("/") and not line.startswith("//"):
                 click.echo(session.command(line), err=True)
@@ -76,22 +83,25 @@ def _loop(session, prompt: str) -> None:
             click.echo(f"error: {exc}", err=True)
 
 
-def _readline(history: Path):
-    """GNU readline (or libedit) with the saved history loaded; None where Python has no readline module."""
+def _readline(history) -> None:
+    """GNU readline (or libedit) line editing, its up arrow primed with the saved lines.
+
+    readline only holds the lines in memory: it never reads or writes the file
+    (its own save truncates, and a file without rnnlm's mark is not ours);
+    :class:`rnnlm.chat.History` appends each typed line as it is entered.
+    """
     try:
         import readline
     except ImportError:
-        return None
-    try:
-        readline.read_history_file(history)
-    except OSError:
-        pass  # a first session, or an unreadable file: start with an empty history
-    readline.set_history_length(1000)
-    return readline
+        return
+    readline.clear_history()
+    for line in history.lines():
+        readline.add_history(line)
 
 
-def _save_history(readline, history: Path) -> None:
+def _remember(history, line: str) -> None:
+    """Append one typed line; a file that cannot be written costs a warning, never the session."""
     try:
-        readline.write_history_file(history)
+        history.append(line)
     except OSError as exc:
-        click.echo(f"warning: could not save the history to {history}: {exc.strerror or exc}", err=True)
+        click.echo(f"warning: could not save the history to {history.path}: {exc.strerror or exc}", err=True)
