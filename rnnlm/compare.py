@@ -22,6 +22,7 @@ import numpy as np
 
 from .config import ModelConfig, TrainConfig
 from .errors import InputError
+from .fileio import atomic_write, atomic_write_text
 from .summary import model_params
 
 REACH_CHARS = 200_000  # validation characters the gradient-reach windows are spread over
@@ -172,7 +173,7 @@ def run_comparison(
                 record = json.loads(marker.read_text())
                 if "gradient_reach" not in record:  # finished before compare measured it
                     record["gradient_reach"] = measure_run(load(run_dir, device=config.device), reach_text)
-                    marker.write_text(json.dumps(record) + "\n")
+                    atomic_write_text(marker, json.dumps(record) + "\n")
                 runs.append(record)
                 continue
             model = ModelConfig(cell=row["cell"], num_layers=row["layers"], hidden_size=row["hidden"],
@@ -191,7 +192,7 @@ def run_comparison(
                       "test_nats_per_token": test.nats_per_token, "curve": meta["metrics"]["curve"],
                       "model_config": meta["config"]["model"], "train_config": meta["config"]["train"],
                       "run_dir": str(run_dir), "gradient_reach": measure_run(lm, reach_text)}
-            marker.write_text(json.dumps(record) + "\n")
+            atomic_write_text(marker, json.dumps(record) + "\n")  # last: its presence means the run is done
             runs.append(record)
     train_ids, val_ids, test_ids = splits
     # Validation scores of the runs are on the fixed sample of a big split (data.val_scope): so are the baselines'.
@@ -207,7 +208,7 @@ def run_comparison(
                "match": match, "params_target": params_target if match == "params" else None,
                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": runs, "groups": group_runs(runs),
                "baselines": baselines}
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
     plot_curves(results, out / "curves.png")
     reaches = {r["name"]: GradientReach.from_dict(r["gradient_reach"]) for r in runs if r.get("gradient_reach")}
     if reaches:
@@ -242,7 +243,7 @@ def plot_curves(results: dict[str, Any], path: Path) -> None:
     axes[1].legend(fontsize=8)
     fig.suptitle(f"{', '.join(results['corpus'])}: match {results['match']}")
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
 
 

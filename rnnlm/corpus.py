@@ -143,7 +143,8 @@ def scan_corpus(paths: Sequence[str | Path], chunk_bytes: int = CHUNK_BYTES,
                       int(counts.sum()), present.astype(np.uint32), counts[present])
     if cache_dir is not None:  # keyed by the hashes of what was actually counted
         atomic_write(_scan_path(cache_dir, info.sha256, sizes),
-                      lambda f: np.savez(f, codepoints=info.codepoints, counts=info.counts, num_chars=info.num_chars))
+                      lambda f: np.savez(f, codepoints=info.codepoints, counts=info.counts, num_chars=info.num_chars),
+                     parents=True)
     return info
 
 
@@ -248,5 +249,5 @@ def encode_char_corpus(info: CorpusInfo, tokenizer: CharTokenizer, cache_dir: Pa
         if written != info.num_chars:
             raise InputError(CHANGED)
 
-    atomic_write(cached, write)
+    atomic_write(cached, write, parents=True)
     return np.load(cached, mmap_mode="r")

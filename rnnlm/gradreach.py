@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .fileio import atomic_write
 from .model import RNNLM
 from .unroll import layer_weights, run_layer
 
@@ -146,7 +147,7 @@ def plot_reach(curves: dict[str, GradientReach], path: Path, title: str = "") ->
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
 
 

@@ -28,7 +28,7 @@ import torch
 from .corpus import iter_text, read_text
 from .errors import InputError
 from .features import Feature, all_features, parse_feature
-from .fileio import atomic_write
+from .fileio import NPZ, NPZ_MARK, write_output
 from .finder import DEFAULT_THRESHOLD, Column, FeatureResult, find_units
 from .gradreach import DEFAULT_MAX_K, GradientReach, gradient_reach
 from .lm import LanguageModel, load
@@ -78,6 +78,7 @@ class Inspection:
     ngram_note: str | None = None
     wins: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0
+    read_files: tuple[str, ...] = ()  # the checkpoint and the texts read: an output never replaces one of them
 
     def char_signal(self, name: str, layer: int, unit: int) -> np.ndarray:
         """One unit's signal at every character (layer from 0)."""
@@ -101,15 +102,20 @@ class Inspection:
 
         return report(self)
 
-    def write_page(self, path: str | Path, units: Sequence[tuple[int, int]] | str | None = None) -> Path:
-        """The self-contained HTML page; ``units`` adds full signals for more units (``"all"``: every unit)."""
+    def write_page(self, path: str | Path, units: Sequence[tuple[int, int]] | str | None = None, *,
+                   force: bool = False) -> Path:
+        """The self-contained HTML page; ``units`` adds full signals for more units (``"all"``: every unit).
+
+        An existing file at ``path`` is replaced only if it is a page rnnlm wrote, or with ``force``
+        (:func:`rnnlm.fileio.check_output`).
+        """
         from .inspect_page import write_page
 
-        return write_page(self, Path(path), units)
+        return write_page(self, Path(path), units, force=force)
 
-    def save_npz(self, path: str | Path) -> Path:
-        """Every array at full precision, for notebooks (``np.load``)."""
-        arrays = {f"signal_{k}": v for k, v in self.signals.items()}
+    def save_npz(self, path: str | Path, *, force: bool = False) -> Path:
+        """Every array at full precision, for notebooks (``np.load``); ``rnnlm_inspect`` marks the file as ours."""
+        arrays = {NPZ_MARK: np.array(1), **{f"signal_{k}": v for k, v in self.signals.items()}}
         arrays.update({f"feature_{f.name}": f.values for f in self.features})
         arrays.update(ids=self.ids, token_of_char=self.token_of_char, token_bits=self.token_bits, bits=self.bits,
                       top_ids=self.top_ids, top_probs=self.top_probs, text=np.array(self.text))
@@ -118,7 +124,8 @@ class Inspection:
         if self.reach is not None:
             arrays["gradient_reach"] = self.reach.norms
         arrays.update({f"saturation_{g}": v for g, v in self.saturation.items()})
-        return atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+        return write_output(path, lambda f: np.savez_compressed(f, **arrays), NPZ, inputs=self.read_files,
+                            force=force, flag="--npz")
 
 
 def _corpus_text(lm: LanguageModel) -> tuple[str | None, str | None]:
@@ -137,6 +144,13 @@ def _corpus_text(lm: LanguageModel) -> tuple[str | None, str | None]:
 def _split_bounds(lm: LanguageModel, n: int) -> np.ndarray:
     """Character offsets of the train / val [/ test] splits (training cuts the corpus by characters)."""
     return np.floor(np.cumsum((0.0,) + tuple(lm.train_config.split)) * n).astype(np.int64)
+
+
+def _read_files(lm: LanguageModel, file) -> tuple[str, ...]:
+    """The checkpoint, FILE and the run's corpus and validation files: what an inspection may read."""
+    split, corpus = lm.meta.get("split") or {}, lm.meta.get("corpus") or {}
+    named = [lm.path, file, split.get("val_file"), *corpus.get("paths", [])]
+    return tuple(str(p) for p in named if p)
 
 
 def _texts(lm: LanguageModel, file, text, want_train: bool) -> tuple[str, str, str | None, str | None]:
@@ -248,7 +262,7 @@ def inspect(checkpoint: str | Path | LanguageModel | None = None, file: str | Pa
         tokenizer=lm.tokenizer.kind, text=body, source=label, start=start, warmup_chars=len(before), ids=ids,
         token_of_char=token_of_char, signals=signals, token_bits=token_bits, top_ids=top_ids, top_probs=top_probs,
         vocabulary=_vocabulary(lm), bits=bits, features=feats, found=found, threshold=threshold,
-        saturation=saturation, reach=None)
+        saturation=saturation, reach=None, read_files=_read_files(lm, file))
     if ngram and train_text:
         report("n-gram baseline", 0, 1)
         result.ngram_bits, result.ngram_name = ngram_bits(train_text, before, body)

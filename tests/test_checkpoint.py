@@ -78,6 +78,56 @@ def test_foreign_safetensors_and_newer_version(tmp_path):
         load_checkpoint(tmp_path / "missing.safetensors")
 
 
+def _edited_header(tmp_path, corpus_text, **model_edits):
+    """A checkpoint whose header's model config was edited after saving: tensors and checksum as written.
+
+    The checksum covers the tensors only, so this is what a hand-edited header
+    looks like to the loader.
+    """
+    from safetensors import safe_open
+
+    from rnnlm.config import ModelConfig, TrainConfig
+    from rnnlm.model import RNNLM
+    from rnnlm.tokenizer import CharTokenizer
+
+    tokenizer = CharTokenizer.from_text(corpus_text)
+    config = ModelConfig(cell="lstm", hidden_size=32, embed_size=16, num_layers=1, vocab_size=tokenizer.vocab_size)
+    tensors = {f"model.{k}": v for k, v in RNNLM(config).state_dict().items()}
+    meta = {"config": {"model": config.to_dict(), "train": TrainConfig().to_dict()}, "tokenizer": tokenizer.to_dict()}
+    path = save_checkpoint(tmp_path / "edited.safetensors", tensors, meta)
+    with safe_open(str(path), "pt") as f:
+        header = json.loads(f.metadata()["rnnlm"])
+        kept = {k: f.get_tensor(k) for k in f.keys()}
+    header["config"]["model"].update(model_edits)
+    save_file(kept, str(path), metadata={"rnnlm": json.dumps(header)})
+    return path
+
+
+@pytest.mark.parametrize("edits, expected", [
+    ({"hidden_size": 64}, ("tensor model.rnn.weight_ih_l0 has shape (128, 16) but the header's config implies "
+                           "(256, 16) (and 4 more tensors differ)")),
+    ({"num_layers": 2}, "the header's config implies a tensor model.rnn.weight_ih_l1 that the file lacks"),
+])
+def test_a_header_edited_to_another_size_is_one_line_naming_the_tensor(tmp_path, tiny_corpus, edits, expected):
+    from click.testing import CliRunner
+
+    from rnnlm.cli import cli
+    from rnnlm.lm import load
+
+    path = _edited_header(tmp_path, tiny_corpus.read_text(encoding="utf-8"), **edits)
+    load_checkpoint(path)  # the checksum still holds: only the header changed
+    with pytest.raises(InputError) as info:
+        load(path, device="cpu")
+    assert expected in str(info.value) and "edited" in str(info.value) and "\n" not in str(info.value)
+    for args in (["generate", str(path), "--length", "5"],  # lm.load
+                 ["train", str(tiny_corpus), "--init-from", str(path), "--max-steps", "1",  # api.train
+                  "--bptt", "8", "--batch-size", "4", "--out", str(tmp_path / "tuned"), "--precision", "fp32"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, result.output
+        assert result.output.count("error:") == 1 and expected in result.output and "Traceback" not in result.output
+        assert "size mismatch" not in result.output  # torch's own per-tensor lines
+
+
 def test_disk_full_keeps_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "latest.safetensors"
     old = _save(path, step=1)
@@ -122,14 +172,19 @@ def test_header_length_starting_with_pickle_or_zip_magic_still_loads(tmp_path, m
     pytest.fail("no header length hit the magic bytes; widen the padding range")
 
 
-def test_atomic_writes_leave_ordinary_file_permissions(tmp_path):
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_atomic_writes_leave_ordinary_file_permissions_checkpoints_too(tmp_path, umask):
+    """Every file follows the umask; safetensors recreates its file 0600, so checkpoints once did not."""
     import os
 
     from rnnlm.fileio import atomic_write_text
 
-    old = os.umask(0o022)
+    old = os.umask(umask)
     try:
         path = atomic_write_text(tmp_path / "page.html", "<p>hi</p>")
+        ckpt = save_checkpoint(tmp_path / "c.safetensors", {"w": torch.zeros(2)}, {"step": 1})
     finally:
         os.umask(old)
-    assert path.read_text() == "<p>hi</p>" and (path.stat().st_mode & 0o777) == 0o644
+    assert path.read_text() == "<p>hi</p>"
+    for written in (path, ckpt):
+        assert (written.stat().st_mode & 0o777) == 0o666 & ~umask, written

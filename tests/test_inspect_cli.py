@@ -63,6 +63,7 @@ def test_api_returns_per_step_arrays_consistent_with_the_model(tiny_run):
 
 def test_cli_json_follows_the_schema_and_writes_page_and_npz(tiny_run, tmp_path):
     page, npz = tmp_path / "out" / "page.html", tmp_path / "arrays.npz"
+    page.parent.mkdir()  # an output file's folder must exist (rnnlm makes none for a file)
     result = _invoke("inspect", tiny_run, _corpus(tiny_run), "--out", page, "--npz", npz, "--json",
                      "--feature", "speaker=^[A-Z][a-z]+( [A-Z][a-z]+)?:$", "--units", "L2u5", "--max-k", "32")
     assert result.exit_code == 0, result.output
@@ -76,7 +77,9 @@ def test_cli_json_follows_the_schema_and_writes_page_and_npz(tiny_run, tmp_path)
     assert record["ngram"]["name"] == "5-gram Kneser-Ney" and record["wins"]
     arrays = np.load(npz)
     assert arrays["signal_c"].shape[:2] == (2, record["text"]["tokens"]) and "feature_speaker" in arrays
+    assert arrays["gradient_reach"].shape == (2, 32)
     data = _page_data(page)
+    assert data["reach"] is not None and data["reach"]["maxK"] == 32 and len(data["reach"]["norms"]) == 2
     assert "1:5" in data["extra"] and set(data["extra"]["1:5"]) == {"c", "i", "f", "g", "o"}  # L2u5: layer index 1
 
 

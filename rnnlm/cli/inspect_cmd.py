@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from . import cli, print_result
+from .options import force_option
 
 _UNIT = re.compile(r"\s*(?:L?(\d+)\s*[:u]\s*)?u?(\d+)\s*", re.IGNORECASE)
 
@@ -67,8 +68,9 @@ class StageLines:
               help="CPU threads. The recurrence steps one character at a time, where a second thread gained nothing "
                    "here and a core busy with other work made it up to 8× slower.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", help="Where to run the model.")
+@force_option
 def inspect_command(checkpoint, file, out, latest, length, start, warmup, features, units, threshold, max_k, ngram, npz,
-                    as_json, threads, device) -> None:
+                    as_json, threads, device, force) -> None:
     """Write one self-contained HTML page showing inside CHECKPOINT as it reads FILE.
 
     The text is coloured by any unit's hidden state (LSTM: also tanh(c) and the
@@ -89,20 +91,34 @@ def inspect_command(checkpoint, file, out, latest, length, start, warmup, featur
 
     set_threads(threads)
     lm = load_for_cli(checkpoint, latest, device)
+    _check_outputs(lm, file, out, npz, force)
     insp = inspect(lm, file, length=length, start=start, warmup=warmup, features=features, threshold=threshold,
                    max_k=max_k, ngram=ngram, progress=StageLines())
     chosen = units if units in (None, "all") else [
         (layer, unit) for want, unit in units for layer in ([want] if want is not None else range(insp.num_layers))]
-    page = insp.write_page(out, chosen)
+    page = insp.write_page(out, chosen, force=force)
     record = insp.to_dict() | {"page": str(page)}
     if npz:
-        record["npz"] = str(insp.save_npz(npz))
+        record["npz"] = str(insp.save_npz(npz, force=force))
     size = page.stat().st_size
     click.echo(f"wrote {page} ({size / 1e6:.1f} MB) in {insp.elapsed_s:.1f} s", err=True)
     if as_json:
         click.echo(json.dumps(record, ensure_ascii=False))
         return
     render_summary(record)
+
+
+def _check_outputs(lm, file, out, npz, force: bool) -> None:
+    """Refuse unusable --out / --npz paths before the minutes of work, not after (the writers check again)."""
+    from ..errors import InputError
+    from ..fileio import NPZ, PAGE, check_output
+
+    inputs = [lm.path, file, *(lm.meta.get("corpus") or {}).get("paths", [])]
+    page = check_output(out, PAGE, inputs=inputs, force=force)
+    if npz:
+        arrays = check_output(npz, NPZ, inputs=inputs, force=force, flag="--npz")
+        if arrays.resolve() == page.resolve():
+            raise InputError(f"--npz {npz} is the --out page; give the arrays their own file")
 
 
 def _score(kind: str, value: float) -> str:
