@@ -17,10 +17,9 @@ which is what makes the page's probabilities equal torch's to 1e-4.
 from __future__ import annotations
 
 import base64
-import errno
 import html
 import json
-import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,40 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .errors import InputError, RnnlmError
-from .fileio import atomic_write_text
+from .errors import InputError
+from .fileio import PAGE, PAGE_MARK, write_output
 from .model import RNNLM, num_parameters
 from .web.kernel import matvec_module
 
 FORMATS = ("web",)
+_SLOT = re.compile(r"\{\{([A-Z]+)\}\}")
+
+
+def fill_template(template: str, values: dict[str, str]) -> str:
+    """``template`` with every ``{{NAME}}`` slot replaced by ``values[NAME]``, all in one pass.
+
+    One pass because values are data, never template: filling slot after slot
+    would expand a marker inside an earlier value (a run directory named
+    ``{{UI}}`` once received the page's code, one named ``{{WEIGHTS}}`` a
+    second copy of the weights).  A slot without a value, or a value without a
+    slot, means the template and its caller disagree, so both are errors.
+    """
+    slots = set(_SLOT.findall(template))
+    if slots != values.keys():
+        raise ValueError(f"template slots {sorted(slots)} do not match the values given {sorted(values)}")
+    return _SLOT.sub(lambda match: values[match.group(1)], template)
+
+
+def script_json(value: Any) -> str:
+    """``value`` as JSON to put inside a ``<script>`` element, whatever its strings hold.
+
+    Inside a script element the HTML parser acts on nothing but ``<`` (``</script``
+    ends the element, ``<!--`` and ``<script`` change how the end is found), so
+    ``<`` written as ``\\u003c``, which ``JSON.parse`` reads back as ``<``, is the one
+    escape needed there; ``&`` and ``>`` are not decoded in a script element.
+    Both pages (export's and inspect's) carry their data this way.
+    """
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def int8_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,6 +127,11 @@ def build_page(module: RNNLM, tokenizer, facts: dict[str, Any], *, fp32: bool = 
 
     ``facts``: ``corpus``, ``val_bpc``, ``checkpoint``, ``step`` (shown on the page).
     """
+    return _page(module, tokenizer, facts, fp32)[0]
+
+
+def _page(module: RNNLM, tokenizer, facts: dict[str, Any], fp32: bool) -> tuple[str, int]:
+    """:func:`build_page`'s page and the bytes its weights take there (their base64 text), for export's size report."""
     if getattr(tokenizer, "kind", None) != "char":
         raise InputError(f"export --format web needs a character model; this checkpoint uses a "
                          f"{getattr(tokenizer, 'kind', 'unknown')} (sentencepiece) tokenizer, whose encoder the page lacks")
@@ -116,47 +148,42 @@ def build_page(module: RNNLM, tokenizer, facts: dict[str, Any], *, fp32: bool = 
         "chars": [tokenizer.decode([i]) for i in range(config.vocab_size)], "unk_id": tokenizer.unk_id,
         "bos_id": bos, "tensors": index, "kernel": base64.b64encode(matvec_module()).decode("ascii"),
     }
-    # ASCII JSON with <, >, & escaped cannot end the <script> element it sits in, whatever the vocabulary holds.
-    meta_json = json.dumps(meta, ensure_ascii=True, separators=(",", ":"))
-    meta_json = meta_json.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     files = resources.files("rnnlm.web")
     heading = f"{facts['corpus']} · {config.cell.upper()} {config.num_layers}×{config.hidden_size}"
-    fill = {
-        "{{TITLE}}": html.escape(f"{heading} — rnnlm"),
-        "{{HEADING}}": html.escape(heading),
-        "{{META}}": meta_json,
-        "{{WEIGHTS}}": base64.b64encode(weights).decode("ascii"),
-        "{{ENGINE}}": files.joinpath("engine.js").read_text("utf-8"),
-        "{{UI}}": files.joinpath("ui.js").read_text("utf-8"),
-    }
-    page = files.joinpath("page.html").read_text("utf-8")
-    for marker, text in fill.items():
-        page = page.replace(marker, text)
-    return page
+    weights_text = base64.b64encode(weights).decode("ascii")
+    page = fill_template(files.joinpath("page.html").read_text("utf-8"), {
+        "GENERATOR": PAGE_MARK,
+        "TITLE": html.escape(f"{heading} — rnnlm"),
+        "HEADING": html.escape(heading),
+        "META": script_json(meta),
+        "WEIGHTS": weights_text,
+        "ENGINE": files.joinpath("engine.js").read_text("utf-8"),
+        "UI": files.joinpath("ui.js").read_text("utf-8"),
+    })
+    return page, len(weights_text)
 
 
-def export_web(lm, out: str | Path, *, fp32: bool = False) -> dict[str, Any]:
-    """Write ``lm`` (from :func:`rnnlm.load`) as one self-contained HTML page at ``out``; returns a summary."""
+def export_web(lm, out: str | Path, *, fp32: bool = False, force: bool = False) -> dict[str, Any]:
+    """Write ``lm`` (from :func:`rnnlm.load`) as one self-contained HTML page at ``out``; returns a summary.
+
+    An existing file at ``out`` is replaced only if it is a page rnnlm wrote, or with ``force``; never the
+    checkpoint (:func:`rnnlm.fileio.check_output`).
+    """
     facts = _checkpoint_facts(lm)
-    page = build_page(lm.module, lm.tokenizer, facts, fp32=fp32)
-    out = Path(out)
-    if out.is_dir():
-        raise InputError(f"--out {out} is a directory; give a file name such as {out / 'model.html'}")
-    try:
-        atomic_write_text(out, page)
-    except OSError as exc:
-        error = RnnlmError if exc.errno == errno.ENOSPC else InputError  # a full disk is no fault of the input
-        raise error(f"cannot write {out}: {exc.strerror or exc}") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    out.chmod(0o666 & ~umask)  # a page is for sharing and serving: the usual mode, not the temp file's private 0600
+    page, weights_bytes = _page(lm.module, lm.tokenizer, facts, fp32)
+    out = write_output(out, page.encode("utf-8"), PAGE, inputs=[lm.path], force=force)
     size = out.stat().st_size
     params = num_parameters(lm.module)
     config = lm.config
+    # bytes_per_parameter (the whole file over the parameters) stays for --json readers; the page's code and
+    # metadata (~22 kB, a few bytes more per vocabulary entry) are reported apart from the weights, which alone
+    # grow with the model.
     return {"out": str(out), "format": "web", "weights": "fp32" if fp32 else "int8", "bytes": size,
-            "parameters": params, "bytes_per_parameter": round(size / params, 3), "cell": config.cell,
+            "parameters": params, "bytes_per_parameter": round(size / params, 3),
+            "weights_bytes": weights_bytes, "weights_bytes_per_parameter": round(weights_bytes / params, 3),
+            "fixed_bytes": size - weights_bytes, "cell": config.cell,
             "num_layers": config.num_layers, "hidden_size": config.hidden_size, "vocab_size": config.vocab_size,
             **facts}
 
 
-__all__ = ["export_web", "build_page", "int8_rows", "FORMATS"]
+__all__ = ["export_web", "build_page", "fill_template", "script_json", "int8_rows", "FORMATS"]

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
-from .fileio import atomic_write
+from .export import script_json
+from .fileio import PAGE, PAGE_MARK, write_output
 from .inspect_assets import PAGE_CSS, PAGE_JS
 from .unroll import SIGNAL_RANGE, SIGNALS
 
@@ -150,20 +150,26 @@ def page_data(insp, units: Sequence[tuple[int, int]] | str | None = None) -> dic
 
 
 def render(insp, units: Sequence[tuple[int, int]] | str | None = None) -> str:
-    """The whole page as a string."""
-    data = json.dumps(page_data(insp, units), ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+    """The whole page as a string.
+
+    One f-string fills it in one pass, so no value is read as template; each
+    value is escaped for where it lands (the title as HTML text, the data as
+    JSON inside a script element), and the rest is rnnlm's own code.
+    """
+    data = script_json(page_data(insp, units))
     title = f"rnnlm inspect — {Path(insp.checkpoint).parent.name}/{Path(insp.checkpoint).name}"
-    return (f"<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
+    return (f"<!doctype html>\n<html lang=en><head><meta charset=utf-8>{PAGE_MARK}"
             f"<meta name=viewport content='width=device-width, initial-scale=1'>"
             f"<title>{html.escape(title)}</title><style>{PAGE_CSS}</style></head>\n"
             f"<body><script type='application/json' id='rnnlm-data'>{data}</script>\n{_BODY}\n"
             f"<script>{PAGE_JS}</script></body></html>\n")
 
 
-def write_page(insp, path: Path, units: Sequence[tuple[int, int]] | str | None = None) -> Path:
-    """Write the page atomically (a half-written page never replaces a good one)."""
+def write_page(insp, path: Path, units: Sequence[tuple[int, int]] | str | None = None, *,
+               force: bool = False) -> Path:
+    """Write the page atomically (a half-written page never replaces a good one), by the rule for files a user names."""
     page = render(insp, units).encode("utf-8")
-    return atomic_write(path, lambda f: f.write(page))
+    return write_output(path, page, PAGE, inputs=insp.read_files, force=force)
 
 
 _BODY = """<header><h1 id=title>rnnlm inspect</h1><p id=summary></p></header>

@@ -6,7 +6,9 @@ network scheme blocked inside the browser: a page that tries to fetch anything
 is caught by :meth:`Page.network_requests`, not served.  Tests use the
 ``browser`` fixture (``tests/conftest.py``) and :func:`open_page`; where the
 browser is missing they skip with the reason, except under
-``RNNLM_REQUIRE_BROWSER=1`` (set by ``.ci/run``), where they fail.
+``RNNLM_REQUIRE_BROWSER=1`` (set by ``.ci/run``), where they fail.  The
+escaping tests of both pages share HOSTILE_TEXT, HOSTILE_NAME,
+:func:`hostile_run` and :func:`assert_no_script_ran`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,16 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 BLOCKED = ["http://*", "https://*", "ws://*", "wss://*", "ftp://*"]
+
+# Values a page must show as text (issue 22): each would run a script (setting window.__pwned), end the
+# <script> element holding the page's data, turn into another character, or be read as a template slot, if a
+# page put it in as markup or template.
+HOSTILE_TEXT = ('</script><script>window.__pwned=1</script> <img src=x onerror="window.__pwned=1"> '
+                "&amp; &lt;b&gt; \"double\" 'single' `back` \\ \u2028 \u2029 {{UI}} {{META}}\n")
+# The same for file and directory names, which cannot hold "/".  Their "<!--<script>" needs none: inside a
+# script element it makes the parser miss the element's end.  The text leaves it out: after a name's
+# "<!--<script>" the text's "</script>" only ends that "<script>", and an unescaped page would survive the pair.
+HOSTILE_NAME = "<img src=x onerror=window.__pwned=1> \"q\" 'a' {{ENGINE}} {{UI}} &amp; <!--<script>"
 
 
 def missing_reason() -> str | None:
@@ -87,6 +99,32 @@ class Page:
         target = ARTIFACTS / f"{name}.png"
         self.driver.save_screenshot(str(target))
         return target
+
+
+def hostile_run(root: Path) -> Path:
+    """A run directory named HOSTILE_NAME inside ``root``, of a tiny LSTM trained on ``HOSTILE_NAME.txt``.
+
+    The shape and budget of ``conftest.tiny_run`` (2 × 16 LSTM, 40 steps); its corpus adds HOSTILE_TEXT to the
+    tiny text, so every character of it is in the vocabulary and an inspection may read it.
+    """
+    from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
+
+    from rnnlm.api import train
+    from rnnlm.config import ModelConfig, TrainConfig
+
+    corpus = root / f"{HOSTILE_NAME}.txt"
+    corpus.write_text(TINY_TEXT + HOSTILE_TEXT * 3, encoding="utf-8")
+    config = TrainConfig(**{**TINY_TRAIN, "max_steps": 40})
+    train(corpus, model=ModelConfig(cell="lstm", **{**TINY_MODEL, "num_layers": 2}), config=config,
+          out=root / HOSTILE_NAME, threads=1)
+    return root / HOSTILE_NAME
+
+
+def assert_no_script_ran(page: Page, title: str) -> None:
+    """None of HOSTILE_TEXT's or HOSTILE_NAME's scripts ran, nothing failed and the page's title is ``title``."""
+    assert page.js("return typeof window.__pwned") == "undefined"
+    assert page.console_errors() == [] and page.network_requests() == []
+    assert page.js("return document.title") == title
 
 
 def open_page(driver, path: Path) -> Page:

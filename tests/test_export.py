@@ -12,20 +12,23 @@ must cover most of the text, so it cannot pass vacuously).
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
-from pages import open_page
+from pages import HOSTILE_NAME, HOSTILE_TEXT, assert_no_script_ran, hostile_run, open_page
 
 import rnnlm
 from rnnlm.cli import cli
 from rnnlm.config import ModelConfig
 from rnnlm.evaluate import evaluate_ids
-from rnnlm.export import build_page, export_web, int8_rows
+from rnnlm.export import build_page, export_web, fill_template, int8_rows
+from rnnlm.fileio import PAGE, PAGE_MARK
 from rnnlm.model import RNNLM
 from rnnlm.tokenizer import CharTokenizer
 
@@ -66,6 +69,12 @@ def pages(runs, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("export_pages")
     return {(cell, kind): export_web(rnnlm.load(run), root / f"{cell}-{kind}.html", fp32=kind == "fp32")["out"]
             for cell, run in runs.items() for kind in ("fp32", "int8")}
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory) -> Path:
+    """A run directory named HOSTILE_NAME whose corpus, ``HOSTILE_NAME.txt``, holds HOSTILE_TEXT (tests/pages.py)."""
+    return hostile_run(tmp_path_factory.mktemp("hostile"))
 
 
 def torch_probs(lm, ids: np.ndarray) -> np.ndarray:
@@ -175,16 +184,64 @@ def test_page_writes_the_prompt_continuation_offline(browser, runs, pages):
     assert page.console_errors() == [] and page.network_requests() == []
 
 
-def test_markup_in_the_vocabulary_cannot_break_the_page(browser, tmp_path):
-    tokenizer = CharTokenizer("".join(sorted(set("\n &/<>\\\"'`ab</script>$"))))
-    module = RNNLM(ModelConfig(cell="gru", vocab_size=tokenizer.vocab_size, embed_size=4, hidden_size=4, dropout=0.0))
-    facts = {"corpus": "<b>x</b>.txt", "val_bpc": None, "checkpoint": "run/best.safetensors", "step": 0}
-    path = tmp_path / "markup.html"
-    path.write_text(build_page(module, tokenizer, facts), encoding="utf-8")
-    page = open_clean(browser, path)
-    assert page.js("return rnnlm.encode('</script>&').ids") == tokenizer.encode("</script>&").tolist()
-    assert "<b>x</b>.txt" in page.js("return document.getElementById('facts').textContent")
-    assert page.console_errors() == []
+def test_markup_in_names_vocabulary_and_prompt_stays_text(browser, hostile, tmp_path):
+    """Run directory and corpus named HOSTILE_NAME, vocabulary and prompt holding HOSTILE_TEXT: no script runs, all reads back.
+
+    Guards every escape a value goes through: the title (an entity would be decoded there), the heading (HTML
+    text), the metadata (JSON in a script element: the corpus name's ``<!--<script>`` would hide the element's
+    end) and the corpus name in the facts line (text, never markup).
+    """
+    from selenium.webdriver.support.ui import WebDriverWait  # after the browser fixture, which skips without selenium
+
+    lm = rnnlm.load(hostile)
+    page = open_clean(browser, export_web(lm, tmp_path / "hostile.html")["out"])
+    heading = f"{HOSTILE_NAME}.txt · LSTM 2×16"
+    assert_no_script_ran(page, f"{heading} — rnnlm")
+    assert page.js("return document.querySelector('h1').textContent") == heading
+    assert page.js("return document.querySelectorAll('#facts b')[2].textContent") == f"{HOSTILE_NAME}.txt"
+    assert page.js("return document.getElementById('facts').title").startswith(f"{HOSTILE_NAME}/best.safetensors, step ")
+    meta = page.js("return JSON.parse(document.getElementById('rnnlm-meta').textContent)")
+    assert meta["chars"] == [lm.tokenizer.decode([i]) for i in range(lm.config.vocab_size)]
+    assert (meta["corpus"], meta["checkpoint"]) == (f"{HOSTILE_NAME}.txt", f"{HOSTILE_NAME}/best.safetensors")
+    assert page.js("return rnnlm.encode(arguments[0]).ids", HOSTILE_TEXT) == lm.tokenizer.encode(HOSTILE_TEXT).tolist()
+    page.js("document.getElementById('prompt').value = arguments[0];"
+            "document.getElementById('length').value = '60'; document.getElementById('seed').value = '5';"
+            "document.getElementById('generate').click()", HOSTILE_TEXT)
+    WebDriverWait(page.driver, 10, poll_frequency=0.05).until(lambda _: page.js("return !document.getElementById('generate').disabled"))
+    assert page.js("return document.querySelector('#output .prompt').textContent") == HOSTILE_TEXT
+    written = page.js("return document.querySelector('#output .generated').textContent")
+    assert written == page.js("return rnnlm.generate(arguments[0]).text", {"prompt": HOSTILE_TEXT, "length": 60, "seed": 5})
+    assert_no_script_ran(page, f"{heading} — rnnlm")
+
+
+@pytest.mark.parametrize("name", ["{{UI}}", "{{WEIGHTS}}"])
+def test_a_run_named_like_a_template_slot_exports_a_working_page(browser, hostile, tmp_path, name):
+    """Values are data, never template: slots filled one by one once put ui.js into a ``{{UI}}`` run's metadata
+    (a page whose script failed) and the weights twice into a ``{{WEIGHTS}}`` one's; the corpus name holds
+    ``{{ENGINE}}``, which once put engine.js into the title."""
+    run = shutil.copytree(hostile, tmp_path / name)
+    out = Path(export_web(rnnlm.load(run), tmp_path / "slot.html")["out"])
+    text = out.read_text(encoding="utf-8")
+    weights = re.search(r'id="rnnlm-weights">([^<]*)</script>', text).group(1)
+    assert len(weights) > 10_000 and text.count(weights) == 1
+    page = open_clean(browser, out)
+    assert_no_script_ran(page, f"{HOSTILE_NAME}.txt · LSTM 2×16 — rnnlm")
+    assert page.js("return JSON.parse(document.getElementById('rnnlm-meta').textContent).checkpoint") == f"{name}/best.safetensors"
+
+
+def test_fill_template_fills_each_slot_in_one_pass_and_refuses_a_mismatch():
+    assert fill_template("<{{A}}|{{B}}>", {"A": "{{B}}", "B": "{{A}}"}) == "<{{B}}|{{A}}>"
+    with pytest.raises(ValueError, match="'C'"):
+        fill_template("{{A}}{{C}}", {"A": "a"})  # a slot nobody fills would reach the page
+    with pytest.raises(ValueError, match="'B'"):
+        fill_template("{{A}}", {"A": "a", "B": "b"})  # a value with no slot is lost
+
+
+def test_the_written_page_carries_rnnlm_s_mark_in_its_head(hostile, tmp_path):
+    """The mark lets a later write recognise a page rnnlm wrote (CONVENTIONS.md, "Files a user names")."""
+    out = Path(export_web(rnnlm.load(hostile), tmp_path / "page.html")["out"])
+    text = out.read_text(encoding="utf-8")
+    assert PAGE_MARK in text[: text.index("</head>")] and PAGE.is_ours(out)
 
 
 def test_int8_page_of_a_1x512_lstm_is_under_2_mb():
@@ -215,8 +272,17 @@ def test_cli_export_json_and_the_newest_run_by_default(runs, tmp_path):
     assert summary["out"] == "gru-run.html" and (tmp_path / "gru-run.html").stat().st_size == summary["bytes"]
     assert (summary["cell"], summary["num_layers"], summary["weights"]) == ("gru", 1, "int8")
     assert summary["parameters"] == sum(p.numel() for p in rnnlm.load(runs["gru"]).module.parameters())
+    # The weights apart from the page's fixed part (code, kernel, metadata), which does not grow with the model.
+    assert summary["weights_bytes"] + summary["fixed_bytes"] == summary["bytes"]
+    assert summary["bytes_per_parameter"] == round(summary["bytes"] / summary["parameters"], 3)
+    assert summary["weights_bytes_per_parameter"] == round(summary["weights_bytes"] / summary["parameters"], 3)
+    result = CliRunner().invoke(cli, ["export", str(runs["gru"]), "--fp32", "--json", "--out", "exact.json.html"])
+    exact = json.loads(result.stdout)
+    assert 5.33 < exact["weights_bytes_per_parameter"] < 5.5 and abs(exact["fixed_bytes"] - summary["fixed_bytes"]) < 500
     result = CliRunner().invoke(cli, ["export", str(runs["gru"]), "--fp32", "--out", "exact.html"])
-    assert result.exit_code == 0 and result.stdout.startswith("wrote exact.html:") and "fp32" in result.stdout
+    assert result.exit_code == 0 and result.stdout.startswith("wrote exact.html:")
+    assert (f"{exact['parameters']:,} parameters × {exact['weights_bytes_per_parameter']:.2f} bytes (fp32 weights) + "
+            f"{exact['fixed_bytes'] / 1e3:.1f} kB of page code and metadata" in result.stdout)
 
 
 @pytest.mark.parametrize("case", ["subword", "out is a directory", "missing checkpoint"])

@@ -1,18 +1,35 @@
-"""The inspection page in headless Chromium (tests/pages.py): offline, no errors, unit pickers, hover, clicks."""
+"""The inspection page in headless Chromium (tests/pages.py): offline, no errors, unit pickers, hover, clicks.
+
+The page is of a run, a text and features whose names carry markup, quotes, entities and template slots
+(tests/pages.py, HOSTILE_TEXT and HOSTILE_NAME), so every test also sees them stay text.
+"""
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from pages import open_page
+from pages import HOSTILE_NAME, HOSTILE_TEXT, assert_no_script_ran, hostile_run, open_page
 
 import rnnlm
+from rnnlm import features
+from rnnlm.fileio import PAGE, PAGE_MARK
+
+# Feature names ("=" would end one: NAME=REGEX) and patterns: the first is found in a unit (the list of found
+# units), the second matches too little of the text's first half (a note).
+FEATURES = {"</script><script>window.__pwned++</script>": r"\n", "<b>&amp; \u2028\u2029 \"q\" 'a' {{UI}}</b>": "[<>]"}
 
 
 @pytest.fixture(scope="module")
-def page_file(tiny_run, tmp_path_factory):
-    """One page of the shared tiny run reading its own corpus (features, n-gram track and all)."""
-    insp = rnnlm.inspect(tiny_run, tiny_run.parent / "tiny.txt", max_k=32, threshold=0.3)
-    return insp.write_page(tmp_path_factory.mktemp("inspect") / "page.html", [(1, 2)]), insp
+def page_file(tmp_path_factory):
+    """One page of a tiny run (conftest's shape) reading its own corpus (features, n-gram track and all)."""
+    run = hostile_run(tmp_path_factory.mktemp("inspect"))
+    with pytest.MonkeyPatch.context() as patch:
+        # The name rule (letters, digits, _ - space) keeps markup out of names; the page must not depend on it.
+        patch.setattr(features, "_NAME", re.compile(r".+"))
+        insp = rnnlm.inspect(run, run.parent / f"{HOSTILE_NAME}.txt", max_k=32, threshold=0.3,
+                             features=[f"{name}={pattern}" for name, pattern in FEATURES.items()])
+    return insp.write_page(run.parent / "page.html", [(1, 2)]), insp
 
 
 COLOURS = "return [...document.querySelectorAll('#text .ch')].slice(0, 400).map(s => s.style.backgroundColor)"
@@ -21,12 +38,28 @@ COLOURS = "return [...document.querySelectorAll('#text .ch')].slice(0, 400).map(
 def test_page_opens_offline_with_no_errors_and_every_character(browser, page_file):
     path, insp = page_file
     page = open_page(browser, path)
-    assert page.console_errors() == [] and page.network_requests() == []
+    title = f"rnnlm inspect — {HOSTILE_NAME}/best.safetensors"
+    assert_no_script_ran(page, title)
+    assert page.js("return document.getElementById('title').textContent") == f"rnnlm inspect — {insp.checkpoint}"
+    shown = page.js("return [...document.querySelectorAll('#text .ch')].map(s => s.textContent).join('')")
+    assert HOSTILE_TEXT in insp.text and shown == insp.text.replace("\n", "↵")
+    data = page.js("return JSON.parse(document.getElementById('rnnlm-data').textContent)")
+    assert data["vocab"] == insp.vocabulary and data["meta"]["source"] == insp.source
+    assert f"characters of {insp.source} from" in page.js("return document.getElementById('summary').textContent")
+    listed = page.js("return [...document.querySelectorAll('#found li, #found-more li, #notes li')]"
+                     ".map(li => li.textContent).join('\\n')")
+    assert all(name in listed for name in FEATURES)
     assert page.js("return document.querySelectorAll('#text .ch').length") == len(insp.text)
     assert page.js("return document.querySelectorAll('#text .nl').length") == insp.text.count("\n")
     assert page.js("return document.querySelectorAll('#reach-svg polyline').length") == 2  # one line per layer
     assert page.js("return document.querySelectorAll('#saturation circle').length") == 2 * 3 * 16  # layers × gates × units
     assert page.screenshot("inspect-page").stat().st_size > 20_000
+
+
+def test_the_page_carries_rnnlm_s_mark_in_its_head(page_file):
+    """The mark lets a later write recognise a page rnnlm wrote (CONVENTIONS.md, "Files a user names")."""
+    text = page_file[0].read_text(encoding="utf-8")
+    assert PAGE_MARK in text[: text.index("</head>")] and PAGE.is_ours(page_file[0])
 
 
 def test_choosing_another_unit_or_signal_changes_the_colours(browser, page_file):
