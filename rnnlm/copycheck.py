@@ -10,9 +10,11 @@ windows found verbatim, and the generated lines that exist verbatim.
 The index is a suffix array of the training split's UTF-8 bytes, built once by
 libdivsufsort (``pydivsufsort``) and cached beside the id cache as two ``.npy``
 files that are memory-mapped, keyed by the files' sha256 and the split — never
-by mtime.  Bytes rather than token ids make one index serve char and subword
-models alike, and since UTF-8 is self-synchronising a match that starts on a
-character of the query starts on a character of the corpus.  Measured
+by mtime or name.  Runs whose corpora hold the same bytes under other names
+thus share one index, so places take their file names from the run asking,
+never from the cache.  Bytes rather than token ids make one index serve char
+and subword models alike, and since UTF-8 is self-synchronising a match that
+starts on a character of the query starts on a character of the corpus.  Measured
 (BENCHMARKS.md, "Copy index"): the index of a 100 MB corpus's training split
 builds in 11 s at a peak of 5.5 bytes per byte, linear from 10 to 100 MB;
 numpy prefix doubling took 58 s instead of 1.1 s on 9 MB, and its rounds
@@ -155,10 +157,15 @@ def plan_index(paths: Sequence[Path], fractions: Sequence[float], cache_dir: Pat
 
 
 class CopyIndex:
-    """A suffix array over the training split's bytes, with what it takes to report places in it."""
+    """A suffix array over the training split's bytes, with what it takes to report places in it.
 
-    def __init__(self, text: np.ndarray, sa: np.ndarray, meta: dict) -> None:
+    Places name the files of ``plan``, the run asking: a cached index is
+    shared by every corpus with the same bytes, whatever its files are called.
+    """
+
+    def __init__(self, text: np.ndarray, sa: np.ndarray, meta: dict, plan: IndexPlan) -> None:
         self.text, self.sa, self.meta = np.asarray(text), np.asarray(sa), meta
+        self.files = [p.name for p in plan.paths]
         self.file_starts = np.asarray(meta["file_starts"], dtype=np.int64)
         self.block_chars = np.asarray(meta["block_chars"], dtype=np.int64)
         self.block_lines = np.asarray(meta["block_lines"], dtype=np.int64)
@@ -172,16 +179,17 @@ class CopyIndex:
             if index is not None:
                 return index
         text, sa, meta = _build(plan, progress)
+        built = cls(text, sa, meta, plan)
         if meta_file is None:
-            return cls(text, sa, meta)
+            return built
         try:
             atomic_write(plan._file(".text.npy"), lambda f: np.save(f, text))
             atomic_write(plan._file(".sa.npy"), lambda f: np.save(f, sa))
             atomic_write_text(meta_file, json.dumps(meta))  # written last: its presence means complete
         except OSError:
-            return cls(text, sa, meta)  # an unwritable cache costs a rebuild next time, nothing else
+            return built  # an unwritable cache costs a rebuild next time, nothing else
         _remove_stale(plan)
-        return _load(plan) or cls(text, sa, meta)
+        return _load(plan) or built
 
     def check(self, generated: str) -> CopyReport:
         """Copy figures of ``generated`` (pass only the generated text, not the prompt)."""
@@ -213,7 +221,7 @@ class CopyIndex:
         line = self._count_lines(offset) - self._count_lines(int(self.file_starts[j])) + 1
         block = offset // BLOCK
         chars = self.block_chars[block] + np.count_nonzero((self.text[block * BLOCK : offset] & 0xC0) != 0x80)
-        return Place(self.meta["files"][j], int(line), int(chars))
+        return Place(self.files[j], int(line), int(chars))
 
     def _count_lines(self, offset: int) -> int:
         block = offset // BLOCK
@@ -279,7 +287,7 @@ def _load(plan: IndexPlan) -> CopyIndex | None:
         return None
     if meta.get("format") != FORMAT or text.shape != (meta["bytes"],) or sa.shape != text.shape or text.dtype != np.uint8:
         return None
-    return CopyIndex(text, sa, meta)
+    return CopyIndex(text, sa, meta, plan)
 
 
 def _remove_stale(plan: IndexPlan) -> None:
@@ -324,8 +332,7 @@ def _build(plan: IndexPlan, progress: Progress | None) -> tuple[np.ndarray, np.n
     report(sorting, 1, 0)
     starts = np.cumsum([0] + [s + 1 for s in plan.sizes[:-1]])
     meta = {"format": FORMAT, "bytes": int(used), "paths": [str(p) for p in plan.paths], "sha256": list(plan.sha256),
-            "files": [p.name for p in plan.paths], "file_starts": [int(s) for s in starts if s < max(used, 1)],
-            **_block_tables(text)}
+            "file_starts": [int(s) for s in starts if s < max(used, 1)], **_block_tables(text)}
     return text, sa, meta
 
 

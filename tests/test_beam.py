@@ -101,9 +101,15 @@ def test_results_are_the_k_best_in_order_with_the_models_own_scores(random_lm):
 
 
 def test_a_stop_string_ends_hypotheses(random_lm):
+    """The stop string is one the beams write (not in the best one), so the search must end hypotheses there."""
     net, tok = random_lm
-    for result in beam_search(net, tok, "To", beam=4, length=60, num_results=4, stop="e"):
-        assert result.text.count("e") <= 1 and (result.text.endswith("e") or len(result.text) == 60)
+    unstopped = beam_search(net, tok, "To", beam=4, length=60, num_results=4)
+    stop = next(c for r in unstopped for c in r.text if c not in unstopped[0].text)
+    results = beam_search(net, tok, "To", beam=4, length=60, num_results=4, stop=stop)
+    assert len(results) == 4 and results != unstopped
+    for result in results:
+        assert result.text.find(stop) == len(result.text) - len(stop) and len(result.text) < 60
+        assert tok.decode(result.ids) == result.text  # a char model's text is all of its ids, cut at the stop
 
 
 @pytest.mark.parametrize("kwargs, message", [

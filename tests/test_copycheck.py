@@ -72,22 +72,19 @@ def test_matches_brute_force_on_unicode_text_across_two_files(tmp_path):
         first = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 150)))
         second = "".join(rng.choice(alphabet[: rng.randint(2, 8)]) for _ in range(rng.randint(1, 150)))
         index = index_of(tmp_path, first, second, fractions=(0.8, 0.2))
-        train = (first + "\n" + second)[: int(0.8 * (len(first) + 1 + len(second)))]
+        train = (first + "\n" + second)[: int(0.8 * (len(first) + 1 + len(second)))]  # 2 characters or more
         query = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 50)))
-        if train:
-            start = rng.randrange(len(train))
-            query += train[start : start + rng.randint(1, 30)]
+        start = rng.randrange(len(train))
+        query += train[start : start + rng.randint(1, 30)]  # so every query has a place to check
         report = index.check(query)
-        best = max((j - i for i in range(len(query)) for j in range(i + 1, len(query) + 1) if query[i:j] in train),
-                   default=0)
+        best = max(j - i for i in range(len(query)) for j in range(i + 1, len(query) + 1) if query[i:j] in train)
         assert report.longest == best, trial
-        if best:
-            at = report.longest_at
-            assert train[at.offset : at.offset + best] == report.longest_text
-            in_second = at.offset > len(first)
-            assert at.file == ("part1.txt" if in_second else "part0.txt")
-            line_start = len(first) + 1 if in_second else 0
-            assert at.line == train[line_start : at.offset].count("\n") + 1
+        at = report.longest_at
+        assert train[at.offset : at.offset + best] == report.longest_text
+        in_second = at.offset > len(first)
+        assert at.file == ("part1.txt" if in_second else "part0.txt")
+        line_start = len(first) + 1 if in_second else 0
+        assert at.line == train[line_start : at.offset].count("\n") + 1
         if len(query) >= 20:
             found = [query[i : i + 20] in train for i in range(len(query) - 19)]
             assert report.windows[20] == pytest.approx(sum(found) / len(found))
@@ -124,6 +121,31 @@ def test_the_cached_index_follows_content_not_mtime(tmp_path):
     assert calls and len(list(cache.glob("copy-*.json"))) == 1  # both indexes of the old text were removed
 
 
+def test_a_shared_index_names_the_files_of_the_run_asking(tmp_path):
+    """Corpora with equal bytes share one cached index (it is keyed by content), so its places must name the
+    files of the plan that opened it, not those of the run that built it first."""
+    cache = tmp_path / "cache"
+    corpus = prose(6, 300)
+    rep, book = tmp_path / "rep.txt", tmp_path / "elsewhere" / "book.txt"
+    book.parent.mkdir()
+    for path in (rep, book):
+        path.write_text(corpus, encoding="utf-8")
+    line = next(l for l in corpus.splitlines()[100:] if sum(not c.isspace() for c in l) >= 25)
+    generated = f"{line}\n#"  # '#' never occurs in the corpus: the line is the longest span and a copied line
+    calls = []
+    CopyIndex.open(plan_index([rep], (0.9, 0.1), cache), lambda name, done, total: calls.append(name))
+    shared = plan_index([book], (0.9, 0.1), cache)
+    assert calls and shared.cached  # the index rep.txt built serves book.txt
+    calls.clear()
+    for path, index in ((book, CopyIndex.open(shared, lambda name, done, total: calls.append(name))),
+                        (rep, CopyIndex.open(plan_index([rep], (0.9, 0.1), cache)))):
+        report = index.check(generated)
+        assert report.longest_text == line + "\n" and [text for text, _ in report.copied_lines] == [line]
+        assert report.longest_at.file == report.copied_lines[0][1].file == path.name
+        assert str(report.longest_at) == f"{path.name}:{corpus[: report.longest_at.offset].count(chr(10)) + 1}"
+    assert calls == []  # no rebuild
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A tiny trained run whose corpus this module may move and edit."""
@@ -150,8 +172,25 @@ def test_generate_check_copy_json_reports_the_generated_text_only(run_dir):
     copy = record["copy"]
     assert copy["chars"] == 120 == len(record["text"]) - len(record["prompt"])
     assert set(copy) >= {"longest", "windows_20", "windows_40", "lines_checked", "copied_lines"}
-    if copy["longest"]["chars"]:
-        assert copy["longest"]["text"] in (run_dir.parent / "verse.txt").read_text()
+    longest = copy["longest"]
+    assert longest["chars"] > 0  # every character the model writes occurs in its training text
+    generated = record["text"][len(record["prompt"]) :]
+    assert generated[longest["start"] : longest["start"] + longest["chars"]] == longest["text"]
+    assert longest["text"] in (run_dir.parent / "verse.txt").read_text()
+
+
+@pytest.mark.parametrize("echo", ["--echo", "--no-echo"])
+def test_streamed_generate_checks_the_generated_text_not_the_prompt(run_dir, echo):
+    """A training line as the prompt: checked with the sample, it would be the longest span and a copied line.
+    Without --echo the output starts with the generated text, so nothing is skipped."""
+    line = next(l for l in (run_dir.parent / "verse.txt").read_text().splitlines() if len(l.replace(" ", "")) >= 30)
+    result = invoke("generate", run_dir, "--prompt", line, "--length", 60, "--seed", 1, echo, "--check-copy",
+                    "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    sample, figures = result.stdout.split("\ncopy check ")
+    assert sample.startswith(line) == (echo == "--echo")
+    assert figures.startswith("(60 generated characters): longest verbatim span ")
+    assert int(figures.split()[6]) < len(line) and repr(line) not in figures
 
 
 def test_a_moved_corpus_is_an_error_naming_corpus_and_corpus_fixes_it(run_dir, tmp_path):

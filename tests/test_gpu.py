@@ -22,13 +22,25 @@ pytestmark = pytest.mark.gpu
 CELLS = ["rnn", "lstm", "gru"]
 
 
+def _tf32(enabled: bool):
+    """TF32 in matmuls and cuDNN on or off for the duration of a test, then as it was: the flags are global, and
+    a test that left them set would change the precision of every later test in the session."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    yield  # pytest resumes the fixture after the test, failed or not
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 @pytest.fixture
 def exact_fp32():
-    """No TF32 in matmuls or cuDNN for the duration of a test."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    """No TF32 in matmuls or cuDNN."""
+    yield from _tf32(False)
+
+
+@pytest.fixture
+def with_tf32():
+    """TF32 in matmuls and cuDNN."""
+    yield from _tf32(True)
 
 
 def _pair(cell: str):
@@ -49,8 +61,7 @@ def test_cudnn_forward_equals_cpu_without_tf32(cell, exact_fp32):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_cudnn_forward_with_tf32_is_close(cell):
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+def test_cudnn_forward_with_tf32_is_close(cell, with_tf32):
     cpu_logits, gpu_logits = _pair(cell)
     torch.testing.assert_close(gpu_logits, cpu_logits, atol=2e-2, rtol=2e-2)  # TF32: 10-bit mantissa products
 

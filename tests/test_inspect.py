@@ -74,9 +74,12 @@ def test_gradient_reach_shortens_to_fit_a_short_text_and_reports_thresholds():
     reach = gradient_reach(model, np.arange(50) % 23, max_k=256)
     assert reach.max_k == 48 and reach.windows == 1  # no warm-up left, k up to 48
     assert gradient_reach(model, np.array([1, 2])) is None
-    assert reach.k_below(0.01) is None or 1 < reach.k_below(0.01) <= 48
     curve = reach.top
-    assert reach.k_below(0.5) == next(k + 1 for k in range(48) if curve[k] < 0.5 * curve[0])
+    for fraction in (0.5, 0.01):  # this random RNN forgets within a few steps: both are within max_k
+        assert reach.k_below(fraction) == next(k + 1 for k in range(48) if curve[k] < fraction * curve[0])
+    assert reach.k_below(0.0) is None  # no norm falls below zero: "not within max_k", not a number
+    summary = reach.to_dict()
+    assert (summary["half_life"], summary["k_below_1pct"]) == (reach.k_below(0.5), reach.k_below(0.01))
 
 
 def test_features_describe_the_text_up_to_each_character():

@@ -176,9 +176,14 @@ def test_stop_string_ends_the_output_even_across_chunks(model, tok, monkeypatch,
 
 
 def test_batch_samples_stop_independently(model, tok):
-    cfg = SamplingConfig(temperature=1.0, length=60, num_samples=3, seed=2, stop="e")
-    for text in generate_texts(model, tok, "T", cfg, echo=False):
-        assert text.count("e") <= 1 and (text.endswith("e") or len(text) == 60)
+    """Each sample is its unstopped draw cut after its own first stop string: a stopped sample neither ends the
+    others nor shifts their random draws."""
+    settings = dict(temperature=1.0, length=60, num_samples=3, seed=2)
+    unstopped = generate_texts(model, tok, "T", SamplingConfig(**settings), echo=False)
+    cuts = [text.find("e") + 1 for text in unstopped]
+    assert len(unstopped) == 3 and len(set(cuts)) == 3 and 0 not in cuts  # three samples stop, at three places
+    stopped = generate_texts(model, tok, "T", SamplingConfig(**settings, stop="e"), echo=False)
+    assert stopped == [text[:cut] for text, cut in zip(unstopped, cuts)]
 
 
 def test_unknown_prompt_character_names_it(model, tok):
