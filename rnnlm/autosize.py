@@ -17,6 +17,16 @@ stored the validation bpc in ``sizes.json`` beside this module.  For a new run:
    between the two corpora by log training-set size (clamped outside them);
 4. the lowest prediction wins; within ``TIE_BPC`` the cheaper size does.
 
+The choice always stands, but a predicted bpc is printed only for a run near
+what the sweep measured (``grounded``): a run of that size within a factor of
+``NEAR`` of this run's training characters on a corpus within ``NEAR`` of its
+size, a vocabulary within ``NEAR`` of the sweep's and letters mostly of its
+script (``SWEEP_SCRIPT``).  The figure then names the runs it comes from;
+otherwise none is printed and the reason says what lies outside.  Below its
+first measurement a curve is read flat or nearly so: 30 steps (2k characters)
+of 384x1 "predicted 2.029" where the run measured 4.07, and a Korean corpus
+(877 characters) got the English plays' figures.
+
 A step or epoch budget fixes the characters up front (the same for every size),
 so the choice is deterministic and nothing is probed.  Batch and BPTT stay at
 their defaults: the sweep did not vary them.
@@ -29,6 +39,8 @@ import json
 import math
 import os
 import re
+import unicodedata
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +50,7 @@ import torch
 
 from .errors import InputError
 from .summary import GATES, model_params
+from .trainer import STEP_LOGITS_BUDGET
 
 GRID_HIDDEN = (256, 384, 512, 768, 1024)
 GRID_LAYERS = (1, 2)
@@ -49,6 +62,14 @@ SPEED_BAND = 0.35
 TABLE_PATH = Path(__file__).with_name("sizes.json")
 # The probe times at least this much of each size (after one warm-up step that builds its kernels).
 PROBE_MIN_S = 0.25
+# A run within this factor of a sweep measurement (training characters, corpus size, vocabulary) is near it:
+# the reach ``read_curve`` already gives a curve below its first point.
+NEAR = EXTRAPOLATE
+# The letters of the sweep's corpora: both are English plays (sizes.json names them).
+SWEEP_SCRIPT = "Latin"
+# Training ids decoded to find a corpus's script: evenly spaced slices, enough for the common letters.
+SCRIPT_SAMPLE_IDS = 1 << 16
+SCRIPT_SLICES = 64
 
 
 @dataclass(frozen=True, order=True)
@@ -80,11 +101,43 @@ def step_cost(size: Size, cell: str, vocab: int, embed: int) -> int:
     return model_params(cell, size.layers, size.hidden, vocab, embed) - vocab * embed
 
 
-def memory_bytes(size: Size, cell: str, vocab: int, embed: int, batch: int, bptt: int) -> int:
-    """Rough training footprint: weights, gradients and AdamW's two moments, plus the unrolled activations."""
+# Training bytes per parameter: fp32 weights, gradients and AdamW's two moments (16), plus the copies a step
+# makes of them (the fused cell's weight layout, the optimizer's and the clipping's intermediates): 25-34 measured.
+BYTES_PER_PARAM = 28
+# Bytes per position of a B×T window: per layer and hidden unit ACTIVATION_BYTES × (gates + 2) (the cell's
+# saved gates, cell and hidden states, and their gradients), per embedding unit EMBED_BYTES (lookup, dropout,
+# gradients); per logit LOGIT_BYTES (the logits, their log-softmax and gradient, in float32).
+ACTIVATION_BYTES = 9
+EMBED_BYTES = 24
+LOGIT_BYTES = 12
+# The runtime's own share of a training process (kernel caches, thread pools): a 64x1 LSTM at batch 4 × BPTT 8
+# peaked 99 MB above the imported modules.
+RUNTIME_BYTES = 100_000_000
+
+
+def memory_parts(size: Size, cell: str, vocab: int, embed: int, batch: int, bptt: int) -> tuple[int, int]:
+    """Training bytes of (parameters and their optimizer state, one step's activations) in float32.
+
+    With ``RUNTIME_BYTES`` (``memory_bytes``) the sum came within -18% and
+    +34% of the peak resident memory of three CPU training steps (torch 2.13,
+    2-core AMD EPYC) over 15 settings: 64x1 to 2048x1 and 1024x3, LSTM, GRU
+    and SimpleRNN, batch × BPTT from 1 × 1 to 512 × 512, vocabularies of 65
+    and 6,000.  A step holds the logits of at most ``STEP_LOGITS_BUDGET``
+    elements (the trainer slices bigger ones), or of one position of every
+    stream.
+    """
     params = model_params(cell, size.layers, size.hidden, vocab, embed)
-    activations = batch * bptt * size.layers * size.hidden * (GATES[cell] + 2) * 4 * 2
-    return params * 16 + activations
+    positions = batch * bptt
+    logits = positions * vocab
+    if logits > STEP_LOGITS_BUDGET:
+        logits = batch * vocab * max(1, STEP_LOGITS_BUDGET // (batch * vocab))
+    per_position = ACTIVATION_BYTES * size.layers * size.hidden * (GATES[cell] + 2) + EMBED_BYTES * embed
+    return params * BYTES_PER_PARAM, positions * per_position + LOGIT_BYTES * logits
+
+
+def memory_bytes(size: Size, cell: str, vocab: int, embed: int, batch: int, bptt: int) -> int:
+    """The training footprint in bytes: ``memory_parts`` and the runtime's own ``RUNTIME_BYTES``."""
+    return sum(memory_parts(size, cell, vocab, embed, batch, bptt)) + RUNTIME_BYTES
 
 
 def available_memory(device: torch.device) -> int:
@@ -95,6 +148,70 @@ def available_memory(device: torch.device) -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
         return 1 << 34
+
+
+def machine_memory(device: torch.device) -> int | None:
+    """All the memory a run could ever have: the GPU's total, or the host's RAM (within a cgroup's limit).
+
+    Total, not free: a size that cannot fit even so is bad input, refused
+    before allocating; one that fails because other programs hold memory now
+    is a failure while working (exit 1 with the out-of-memory hint).  None
+    where the system does not say (no ``os.sysconf``).
+    """
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[1])
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+    try:  # a container's cgroup v2 limit ("max" when there is none)
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+def gigabytes(n: float) -> str:
+    """Bytes for a message: MB, GB or TB."""
+    return f"{n / 1e12:,.1f} TB" if n >= 1e12 else f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
+
+
+def check_memory(size: Size, cell: str, vocab: int, embed: int, batch: int, bptt: int, device: torch.device) -> None:
+    """Refuse (InputError) a size whose training needs more memory than the machine has, before allocating.
+
+    CONVENTIONS.md: a size found unable to fit by the estimate is bad input
+    (exit 2), named with the estimate and the setting that dominates it.
+    """
+    have = machine_memory(device)
+    need = memory_bytes(size, cell, vocab, embed, batch, bptt)
+    if have is None or need <= have:
+        return
+    weights, activations = memory_parts(size, cell, vocab, embed, batch, bptt)
+    lower = ("--size (or --hidden, --layers)" if weights >= activations else
+             "--batch-size or --bptt (or the size: --size, --hidden, --layers)")
+    where = "the GPU has" if device.type == "cuda" else "this machine has"
+    raise InputError(f"a {size} {cell} needs about {gigabytes(need)} to train "
+                     f"({gigabytes(weights)} for its weights, gradients and optimizer state, {gigabytes(activations)} "
+                     f"for a batch of {batch} × bptt {bptt}) but {where} {gigabytes(have)}; lower {lower}")
+
+
+def text_script(decode: Callable[[Any], str], ids) -> str | None:
+    """The script most of a corpus's letters are written in (Unicode's name for it: Latin, Hangul, CJK…).
+
+    Read from ``SCRIPT_SLICES`` evenly spaced slices of the training ids,
+    ``SCRIPT_SAMPLE_IDS`` in all, decoded; None for a text without letters.
+    """
+    width = max(1, SCRIPT_SAMPLE_IDS // SCRIPT_SLICES)
+    stride = max(width, len(ids) // SCRIPT_SLICES)
+    text = "".join(decode(ids[start:start + width]) for start in range(0, len(ids), stride))
+    scripts: Counter[str] = Counter()
+    for char, n in Counter(text).items():
+        if unicodedata.category(char).startswith("L"):
+            scripts[unicodedata.name(char, "?").split(" ")[0]] += n
+    if not scripts:
+        return None
+    word = scripts.most_common(1)[0][0]
+    return word if len(word) <= 3 else word.capitalize()
 
 
 def measure_throughput(
@@ -200,6 +317,42 @@ class SweepTable:
             return None
         return interpolate(by_corpus, math.log(max(train_chars, 1)), extend=False)
 
+    def runs(self, size: Size) -> list[dict[str, Any]]:
+        """The size's curve points on every corpus: corpus name and size, characters seen, bpc."""
+        return [{"corpus": c["name"], "corpus_chars": c["train_chars"], "chars": seen, "bpc": round(bpc, 4)}
+                for c in self.corpora for seen, bpc in self.curve(c, size)]
+
+    def near(self, size: Size, chars: float, train_chars: float) -> list[dict[str, Any]]:
+        """The size's measurements near a run: within ``NEAR`` of its characters, on a corpus within ``NEAR`` of its."""
+        return [run for run in self.runs(size)
+                if within(run["chars"], chars) and within(run["corpus_chars"], train_chars)]
+
+    def nearest(self, size: Size, chars: float, train_chars: float) -> dict[str, Any] | None:
+        """The size's measurement closest to ``chars`` training characters (in log characters), or None.
+
+        Between measurements as close, the one on the corpus nearest ``train_chars`` in size.
+        """
+        def distance(run: dict[str, Any]) -> tuple[float, float]:
+            return (abs(math.log(run["chars"] / max(chars, 1.0))),
+                    abs(math.log(run["corpus_chars"] / max(train_chars, 1.0))))
+        return min(self.runs(size), key=distance, default=None)
+
+    def unlike(self, vocab: int, script: str | None) -> list[str]:
+        """How a corpus's vocabulary and script lie outside those of the sweep's corpora (nothing when they do not)."""
+        vocabs = sorted({c["vocab"] for c in self.corpora})
+        found = []
+        if not vocabs[0] / NEAR <= vocab <= vocabs[-1] * NEAR:
+            found.append(f"a vocabulary of {vocab:,} against the sweep's {' and '.join(map(str, vocabs))} characters")
+        if script != SWEEP_SCRIPT:
+            letters = f"mostly {script} letters" if script else "no letters"
+            found.append(f"{letters} against the sweep's {SWEEP_SCRIPT} (English plays)")
+        return found
+
+
+def within(value: float, target: float) -> bool:
+    """``value`` lies within a factor of ``NEAR`` of ``target``."""
+    return abs(math.log(max(value, 1.0) / max(target, 1.0))) <= math.log(NEAR)
+
 
 def interpolate(points: list[tuple[float, float]], x: float, extend: bool) -> float:
     """Piecewise-linear in x through sorted points; outside them along the end segment or flat."""
@@ -244,7 +397,12 @@ class Choice:
     size: Size
     mode: str  # "auto" or "fixed"
     reason: str
+    # The curves read at each candidate's characters (what the choice ranks by), and of those the figures
+    # near what the sweep measured: only these are predictions.
+    curve_bpc: dict[str, float] = field(default_factory=dict)
     predicted_bpc: dict[str, float] = field(default_factory=dict)
+    near: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # per size: SweepTable.near
+    nearest: dict[str, dict[str, Any]] = field(default_factory=dict)  # per size: SweepTable.nearest
     chars: dict[str, float] = field(default_factory=dict)
     chars_per_s: dict[str, float] = field(default_factory=dict)
     probed: list[str] = field(default_factory=list)
@@ -252,8 +410,9 @@ class Choice:
     table_machine: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"size": str(self.size), "mode": self.mode, "reason": self.reason,
-                "predicted_bpc": self.predicted_bpc, "chars": self.chars, "chars_per_s": self.chars_per_s,
+        return {"size": str(self.size), "mode": self.mode, "reason": self.reason, "curve_bpc": self.curve_bpc,
+                "predicted_bpc": self.predicted_bpc, "near": self.near, "nearest": self.nearest,
+                "chars": self.chars, "chars_per_s": self.chars_per_s,
                 "probed": self.probed, "probe_s": self.probe_s, "table_machine": self.table_machine}
 
 
@@ -268,21 +427,48 @@ def choose(
     train_chars: int,
     budget_text: str,
     rates: dict[Size, float] | None = None,
+    *,
+    vocab: int,
+    script: str | None,
 ) -> Choice:
-    """The candidate with the lowest predicted bpc at its characters (ties: the cheaper, listed first)."""
-    predicted = {s: table.predict(s, chars[s], train_chars) for s in candidates}
-    ranked = sorted((p, i, s) for i, (s, p) in enumerate(predicted.items()) if p is not None)
+    """The candidate with the lowest bpc its curve gives at its characters (ties: the cheaper, listed first).
+
+    A figure is printed as a prediction only for a size the sweep measured
+    near this run (module docstring), with the runs it comes from; otherwise
+    the reason says what lies outside and gives no figure.
+    """
+    curve = {s: table.predict(s, chars[s], train_chars) for s in candidates}
+    ranked = sorted((p, i, s) for i, (s, p) in enumerate(curve.items()) if p is not None)
     if not ranked:
         raise InputError("--size auto: the sweep table has no measurement for these sizes; give --size HxL")
     best_bpc = ranked[0][0]
     size = min((i, s) for p, i, s in ranked if p <= best_bpc + TIE_BPC)[1]
-    runners = ", ".join(f"{s} {p:.3f}" for p, _, s in ranked[:4] if s != size)
+    unlike = table.unlike(vocab, script)
+    near = {s: table.near(s, chars[s], train_chars) for _, _, s in ranked}
+    grounded = {s for s in near if near[s] and not unlike}
+    runners = ", ".join(f"{s} {p:.3f}" if s in grounded else str(s) for p, _, s in ranked[:4] if s != size)
     speed = f" at {rates[size]:,.0f} chars/s" if rates else ""
     tie = f", within {TIE_BPC} of {ranked[0][2]}'s: the cheaper" if ranked[0][2] != size else ""
-    reason = (f"{size}: predicted {predicted[size]:.3f} bpc{tie} after {count(chars[size])} training characters "
-              f"({budget_text}{speed}; corpus {count(train_chars)} characters); next: {runners}")
-    return Choice(size=size, mode="auto", reason=reason,
-                  predicted_bpc={str(s): round(p, 4) for s, p in predicted.items() if p is not None},
+    run_text = (f"{count(chars[size])} training characters ({budget_text}{speed}; "
+                f"corpus {count(train_chars)} characters)")
+    if size in grounded:
+        runs = "; ".join(f"{count(r['chars'])} characters of {r['corpus']} ({count(r['corpus_chars'])}) "
+                         f"{r['bpc']:.3f}" for r in near[size])
+        reason = (f"{size}: predicted {curve[size]:.3f} bpc{tie} after {run_text}, from the sweep's {size} runs "
+                  f"near it, on English plays: {runs}")
+    else:
+        outside = list(unlike)
+        if not near[size]:
+            r = table.nearest(size, chars[size], train_chars)
+            outside.append(f"{size}'s nearest run saw {count(r['chars'])} characters of {r['corpus']}'s "
+                           f"{count(r['corpus_chars'])}")
+        reason = (f"{size}: no bpc predicted for {run_text}: outside what the sweep measured "
+                  f"({'; '.join(outside)}); chosen by its curves at their nearest measurements{tie}")
+    return Choice(size=size, mode="auto", reason=f"{reason}; next: {runners}",
+                  curve_bpc={str(s): round(p, 4) for p, _, s in ranked},
+                  predicted_bpc={str(s): round(p, 4) for p, _, s in ranked if s in grounded},
+                  near={str(s): runs for s, runs in near.items() if runs},
+                  nearest={str(s): table.nearest(s, chars[s], train_chars) for _, _, s in ranked},
                   chars={str(s): round(c) for s, c in chars.items()},
                   chars_per_s={str(s): round(r, 1) for s, r in (rates or {}).items()},
                   table_machine=table.machine)
@@ -333,11 +519,13 @@ def budget_text(config) -> str:
 
 
 def size_for_budget(model_cfg, config, batches, device: torch.device, autocast_dtype, token_chars, world: int,
-                    clock: Callable[[], float], table: SweepTable | None = None) -> Choice:
+                    clock: Callable[[], float], table: SweepTable | None = None, *,
+                    script: str | None = None) -> Choice:
     """``--size auto``: probe (time budgets only), predict from the sweep table, choose; all ranks agree.
 
     Each rank probes its own device at the same time (so a shared CPU is timed
-    shared); rank 0's choice is broadcast.
+    shared); rank 0's choice is broadcast.  ``script`` is the corpus's
+    (``text_script``); None, a text without letters, is not the sweep's.
     """
     table = table or SweepTable.load()
     start = clock()
@@ -365,7 +553,8 @@ def size_for_budget(model_cfg, config, batches, device: torch.device, autocast_d
         chars = {s: min(cap, TRAIN_SHARE * remaining * rates[s] * world) for s in candidates}
     else:
         chars = {s: cap for s in candidates}
-    choice = choose(table, candidates, chars, corpus_chars, budget_text(config), rates)
+    choice = choose(table, candidates, chars, corpus_chars, budget_text(config), rates,
+                    vocab=model_cfg.vocab_size, script=script)
     if rates is not None:
         choice.reason += (f"; speeds: {len(probed)} probed sizes fitted to the sweep's speed ratios" if steady else
                           f"; speeds: {len(probed)} probed, as measured (unlike the sweep's machine)")

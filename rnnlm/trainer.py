@@ -115,9 +115,8 @@ class Trainer:
         )
         self.state = TrainState()
         self.hidden: State = model.init_state(batches.batch_size, device)
-        timed = config.max_time_s is not None
         if resume_from is None:
-            self._set_total(self._fixed_total(), fit_dropout=not timed)
+            self._set_total(self._fixed_total())
         else:
             self.hidden = restore_training(self, *resume_from)
             saved_world = resume_from[0].get("world_size", 1)
@@ -128,20 +127,20 @@ class Trainer:
             if any(stored.get(k) != getattr(config, k) for k in ("max_time_s", "max_steps", "epochs")):
                 # A new budget: refit the schedule (continuing from where the learning rate is) and dropout to it.
                 self.state.dropout, self.state.time_fitted = None, False
-                self._set_total(self._fixed_total() or self.state.total_steps, fit_dropout=not timed)
+                self._set_total(self._fixed_total() or self.state.total_steps)
             else:
-                self._set_total(self.state.total_steps, fit_dropout=False)
+                self._set_total(self.state.total_steps)
 
     def _warmup(self) -> int:
         return self.state.warmup_steps if self.state.warmup_steps is not None else self.config.warmup_steps
 
-    def _set_total(self, total: int | None, fit_dropout: bool) -> None:
-        """Set the run's step count, keeping the learning rate continuous; ``fit_dropout`` fixes auto dropout.
+    def _set_total(self, total: int | None) -> None:
+        """Set the run's step count, keeping the learning rate continuous, and fit auto dropout once.
 
         A change after warmup anchors the cosine where it is (see
-        ``schedule.cosine_progress``).  Auto dropout follows from the passes the
-        count plans, fixed once at the first fit (a time budget's first fit, else
-        the step or epoch budget): refits only move the schedule.
+        ``schedule.cosine_progress``).  Auto dropout follows from the passes
+        planned by whichever budget ends the run first, fixed the first time
+        that count is known (``_count_is_final``): refits only move the schedule.
         """
         st = self.state
         if total != st.total_steps and None not in (total, st.total_steps, st.warmup_steps) and st.step >= st.warmup_steps:
@@ -149,10 +148,30 @@ class Trainer:
         st.total_steps = total
         if st.warmup_steps is None and total is not None:
             st.warmup_steps = effective_warmup(self.config.warmup_steps, total)
-        if fit_dropout and self.model.config.dropout is None and total is not None:
+        if self.model.config.dropout is None and st.dropout is None and total is not None and self._count_is_final():
             st.dropout = auto_dropout(total / self.batches.windows_per_epoch)
         if st.dropout is not None:
             self.model.set_dropout(st.dropout)
+
+    def _count_is_final(self) -> bool:
+        """The step count is the one the first budget to end gives: auto dropout may be fitted to it.
+
+        Without a time budget that is the step or epoch count.  With one, it is
+        the time budget's first fit, unless a step or epoch budget ends the run
+        by the step that fit would come at: no time fit can then come in time,
+        and that budget's count, known up front (the most steps the run can
+        make), fits it.  (A 30-step run under ``--max-time 30s`` ended before
+        its first fit and trained with the start rate, 0.1, where
+        ``--max-steps 30`` alone fits 0.)
+        """
+        if self.config.max_time_s is None or self.state.time_fitted:
+            return True
+        fixed = self._fixed_total()
+        return fixed is not None and fixed <= self.state.step + self._calibrate_skip() + self.config.calibrate_steps
+
+    def _calibrate_skip(self) -> int:
+        """Steps of a (resumed) run before its step time is measured; the first fit comes ``calibrate_steps`` later."""
+        return min(CALIBRATE_SKIP, self.config.calibrate_steps)
 
     def _anchor(self) -> tuple[int, float] | None:
         return None if self.state.anchor is None else (int(self.state.anchor[0]), float(self.state.anchor[1]))
@@ -232,9 +251,8 @@ class Trainer:
             torch.distributed.broadcast(box, src=0)
             total = int(box.item())
         fixed = self._fixed_total()
-        first = not self.state.time_fitted
         self.state.time_fitted = True
-        self._set_total(max(self.state.step + 1, min(total, fixed) if fixed is not None else total), fit_dropout=first)
+        self._set_total(max(self.state.step + 1, min(total, fixed) if fixed is not None else total))
 
     def _over_budget(self) -> bool:
         """Time up, a step or epoch budget reached, or a signal.
@@ -435,7 +453,7 @@ class Trainer:
                 now = self.clock()
                 steps_this_run += 1
                 if timed:
-                    if mark is None and steps_this_run >= min(CALIBRATE_SKIP, cfg.calibrate_steps):
+                    if mark is None and steps_this_run >= self._calibrate_skip():
                         mark = (st.step, now, pause_s)
                     elif mark is not None and not st.time_fitted and st.step - mark[0] >= cfg.calibrate_steps:
                         seconds = step_time(now)

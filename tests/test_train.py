@@ -25,6 +25,7 @@ CFG = TrainConfig(batch_size=4, bptt=8, max_time_s=None, max_steps=30, warmup_st
 
 def _run(out: Path, resume=False, stop_at=None, cfg=CFG, poison=None, dropout=0.1, layers=1, clock=time.perf_counter):
     torch.manual_seed(0)
+    out.mkdir(parents=True, exist_ok=True)  # rnnlm.train makes the run directory; the trainer's saves make none
     model = RNNLM(ModelConfig(vocab_size=17, embed_size=16, hidden_size=16, dropout=dropout, num_layers=layers))
     resume_from = None
     if resume:
@@ -80,6 +81,21 @@ def test_auto_dropout_follows_the_step_budget_and_a_given_rate_is_kept(tmp_path,
     assert trainer.model.dropout == trainer.model.rnn.dropout == auto_dropout(epochs) == trainer.state.dropout
     fixed, _ = _run(tmp_path / "fixed", cfg=CFG.replace(max_steps=steps), dropout=0.3, layers=2)
     assert fixed.model.dropout == fixed.model.rnn.dropout == 0.3 and fixed.state.dropout is None
+
+
+def test_a_step_budget_ending_before_the_time_fit_fits_auto_dropout(tmp_path):
+    """``--max-time 30s --max-steps 30`` trained and reported dropout 0.1 (the start rate) where ``--max-steps 30``
+    alone fits 0: the run ended before the time budget's first fit (step 20 + calibrate_steps), so the step budget
+    is the one that ends first, and it is known up front."""
+    steps_only, _ = _run(tmp_path / "steps", dropout=None, layers=2)
+    both, _ = _run(tmp_path / "both", cfg=CFG.replace(max_time_s=30.0), dropout=None, layers=2)
+    summary = both.run()
+    expected = auto_dropout(CFG.max_steps / both.batches.windows_per_epoch)
+    assert summary["steps"] == CFG.max_steps and summary["dropout_auto"]
+    assert summary["dropout"] == both.model.rnn.dropout == both.state.dropout == steps_only.state.dropout == expected
+    first_fit = min(20, CFG.calibrate_steps) + CFG.calibrate_steps
+    later, _ = _run(tmp_path / "later", cfg=CFG.replace(max_time_s=30.0, max_steps=first_fit + 1), dropout=None)
+    assert later.state.dropout is None  # it runs past the time budget's first fit, which may then end it first
 
 
 class FakeClock:
