@@ -19,16 +19,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .autosize import Choice, Size, size_for_budget
-from .checkpoint import load_checkpoint, prefixed, resolve_checkpoint
+from .autosize import Choice, Size, check_memory, size_for_budget, text_script
+from .checkpoint import load_checkpoint, load_weights, resolve_checkpoint
 from .config import ModelConfig, TrainConfig
 from .corpus import read_text
-from .data import TBPTTBatches, encode_splits, scope_segments, split_chars, val_scope
+from .data import TBPTTBatches, encode_splits, scope_segments, split_chars, unseen_in_training, val_scope
 from .device import dist_env, resolve_autocast, resolve_device, set_cuda_matmul, set_threads
 from .errors import InputError
+from .fileio import atomic_write_text
 from .model import RNNLM
 from .runlog import run_callbacks
-from .tokenizer import tokenizer_from_state
+from .tokenizer import describe_chars, tokenizer_from_state
 from .trainer import Event, Trainer
 
 BUDGET_FIELDS = ("max_time_s", "max_steps", "epochs")
@@ -128,6 +129,9 @@ def train(
     ``embed_size``.  A resumed or fine-tuned run keeps its checkpoint's size.
     ``dry_run`` returns ``{"size": ...}`` (the choice and its reason) after
     choosing, without training or writing anything.
+    ``val_file`` validates on that text instead of a split of the corpus; a new
+    character vocabulary covers it too (data.encode_splits says why), and one
+    warning counts its characters that the training split never holds.
     """
     paths = [Path(p) for p in ([corpus] if isinstance(corpus, (str, Path)) else corpus)]
     if not paths:
@@ -144,14 +148,16 @@ def train(
     resume_from, tokenizer = None, None
     if resume:
         out = Path(out) if out is not None else _newest_run(paths[0])
-        meta, tensors = load_checkpoint(resolve_checkpoint(out, latest=True))
+        source = resolve_checkpoint(out, latest=True)
+        meta, tensors = load_checkpoint(source)
         config = TrainConfig.from_dict(meta["config"]["train"]).replace(**(overrides or {}))
         model_cfg = ModelConfig.from_dict(meta["config"]["model"])
         tokenizer = tokenizer_from_state(meta["tokenizer"], tensors)
         resume_from = (meta, tensors)
         val_file = meta["split"].get("val_file")  # validation stays on the run's own text
     elif init_from is not None:
-        meta, tensors = load_checkpoint(resolve_checkpoint(Path(init_from)))
+        source = resolve_checkpoint(Path(init_from))
+        meta, tensors = load_checkpoint(source)
         model_cfg = dataclasses.replace(ModelConfig.from_dict(meta["config"]["model"]), dropout=model_cfg.dropout)
         tokenizer = tokenizer_from_state(meta["tokenizer"], tensors)
         stored = TrainConfig.from_dict(meta["config"]["train"])
@@ -163,15 +169,28 @@ def train(
         out = Path(out) if out is not None else default_run_dir(paths[0], model_cfg.cell)
         cache = Path(cache_dir) if cache_dir is not None else out.parent / ".cache"
         share = (lambda tok: _broadcast_tokenizer(tok, config.tokenizer, device)) if world > 1 else None
+        val_text = read_text([Path(val_file)]) if val_file is not None else None
         tokenizer, splits, info = encode_splits(paths, config, tokenizer, cache, rank=rank, share=share,
-                                                progress=_phase_events(callbacks) if rank == 0 else None)
+                                                progress=_phase_events(callbacks) if rank == 0 else None,
+                                                val_text=val_text)
         if resume_from is not None and resume_from[0]["corpus"]["sha256"] != info.to_dict()["sha256"]:
             raise InputError(f"the corpus differs from the one {out} was trained on; resume needs the same files")
         val_ids = splits[1]
-        if val_file is not None:
-            val_ids = tokenizer.encode(read_text([Path(val_file)]), unknown="unk" if tokenizer.unk_id is not None else "error")
+        if val_text is not None:
+            try:
+                val_ids = tokenizer.encode(val_text, unknown="unk" if tokenizer.unk_id is not None else "error")
+            except InputError as exc:  # a fine-tune keeps its checkpoint's vocabulary, which may lack them
+                raise InputError(f"--val-file {val_file}: {exc}") from None
+            fresh_chars = tokenizer.kind == "char" and resume_from is None and init_from is None
+            unseen, chars = unseen_in_training(val_ids, splits[0], tokenizer) if fresh_chars else (0, [])
+            if unseen and rank == 0:
+                warnings.warn(f"--val-file {val_file}: {unseen:,} characters ({len(chars)} distinct: "
+                              f"{describe_chars(chars, 5)}) never occur in the training split; they are in the "
+                              "vocabulary and validation bpc counts what the model gives them (README, "
+                              "--val-file)", stacklevel=2)
         if getattr(tokenizer, "unknown_count", 0) and rank == 0:
-            warnings.warn(f"--min-char-count {config.min_char_count}: {tokenizer.unknown_count:,} corpus characters "
+            counted = "corpus and --val-file" if val_text is not None else "corpus"
+            warnings.warn(f"--min-char-count {config.min_char_count}: {tokenizer.unknown_count:,} {counted} characters "
                           f"({len(tokenizer.rare_chars)} distinct) map to <unk>", stacklevel=2)
         model_cfg = dataclasses.replace(model_cfg, vocab_size=tokenizer.vocab_size)
         batches = TBPTTBatches(splits[0], config.batch_size, config.bptt, rank, world)
@@ -182,20 +201,24 @@ def train(
                                       "the checkpoint's size").to_dict()
         elif size == "auto":
             choice = size_for_budget(model_cfg, config, batches, device, autocast, tokenizer.char_lengths(),
-                                     world, time.perf_counter).to_dict()
+                                     world, time.perf_counter, script=text_script(tokenizer.decode, splits[0])
+                                     ).to_dict()
             if rank == 0:
                 for callback in callbacks:
                     callback(Event("size", 0, None, choice["probe_s"], choice))
         else:
             choice = Choice(Size(model_cfg.hidden_size, model_cfg.num_layers), "fixed", "given").to_dict()
+        chosen = Size.parse(choice["size"])
+        # Before anything of the model is allocated, and in a dry run too: a size that cannot fit is bad input.
+        check_memory(chosen, model_cfg.cell, model_cfg.vocab_size, model_cfg.embed_size, config.batch_size,
+                     config.bptt, device)
         if dry_run:
             return {"size": choice, "dry_run": True}
-        chosen = Size.parse(choice["size"])
         model_cfg = dataclasses.replace(model_cfg, hidden_size=chosen.hidden, num_layers=chosen.layers)
         torch.manual_seed(config.seed + rank)  # after the probe: an auto run starts where --size HxL would
         net = RNNLM(model_cfg)
         if resume_from is not None or init_from is not None:
-            net.load_state_dict(prefixed(tensors, "model"))
+            load_weights(net, tensors, source)
         net.to(device)
         if len(val_ids) < 2:
             raise InputError(f"validation split too short ({len(val_ids)} tokens); use a bigger corpus or --split")
@@ -211,7 +234,7 @@ def train(
         }
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "config.json").write_text(json.dumps(meta_out, indent=2, ensure_ascii=False) + "\n")
+            atomic_write_text(out / "config.json", json.dumps(meta_out, indent=2, ensure_ascii=False) + "\n")
         trainer = Trainer(
             net, config, batches, val_ids, device, out, meta_out,
             token_chars=tokenizer.char_lengths(),

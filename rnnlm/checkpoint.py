@@ -134,6 +134,40 @@ def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
     return {k[cut:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
 
+def _shape(tensor: torch.Tensor) -> str:
+    """``(256, 64)``, as a user reads a shape (not ``torch.Size([256, 64])``)."""
+    return "(" + ", ".join(map(str, tensor.shape)) + ")"
+
+
+def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Put a checkpoint's ``model.*`` tensors into ``module``, which was built from the same checkpoint's header.
+
+    The checksum covers the tensors only, so a header whose config was edited
+    (another hidden size, depth or cell) still passes it and then describes a
+    model the tensors do not fit; torch's ``load_state_dict`` would report that
+    as one line per tensor.  Shapes and names are compared first, so the user
+    reads one line naming the first tensor that disagrees.
+    """
+    weights = prefixed(tensors, "model")
+    expected = module.state_dict()
+    edited = "the header or the tensors were edited"
+    wrong = [name for name in expected if name in weights and weights[name].shape != expected[name].shape]
+    if wrong:
+        more = f" (and {len(wrong) - 1} more tensors differ)" if len(wrong) > 1 else ""
+        name = wrong[0]
+        raise InputError(f"checkpoint {path}: tensor model.{name} has shape {_shape(weights[name])} but the header's "
+                         f"config implies {_shape(expected[name])}{more}; {edited}")
+    missing = [name for name in expected if name not in weights]
+    if missing:
+        raise InputError(f"checkpoint {path}: the header's config implies a tensor model.{missing[0]} that the file "
+                         f"lacks; {edited}")
+    extra = sorted(set(weights) - set(expected))
+    if extra:
+        raise InputError(f"checkpoint {path}: tensor model.{extra[0]} is not part of the model the header's config "
+                         f"describes; {edited}")
+    module.load_state_dict(weights)
+
+
 def resolve_checkpoint(path: Path | None, latest: bool = False, root: Path = Path("checkpoints")) -> Path:
     """A checkpoint file from a file, a run directory (→ best, or latest), or the newest run under ``root``."""
     if path is None:

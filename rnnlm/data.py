@@ -30,7 +30,7 @@ from .config import TrainConfig
 from .corpus import encode_char_corpus, read_text, scan_corpus
 from .errors import InputError
 from .subword import SentencePieceTokenizer
-from .tokenizer import CharTokenizer
+from .tokenizer import CharTokenizer, codepoints
 
 
 def split_ids(ids: np.ndarray, fractions: tuple[float, ...]) -> tuple[np.ndarray, ...]:
@@ -45,17 +45,27 @@ def split_ids(ids: np.ndarray, fractions: tuple[float, ...]) -> tuple[np.ndarray
 
 
 def encode_splits(paths: list[Path], config: TrainConfig, tokenizer, cache_dir: Path | None, *,
-                  rank: int = 0, share: Callable | None = None, progress: Callable | None = None):
+                  rank: int = 0, share: Callable | None = None, progress: Callable | None = None,
+                  val_text: str | None = None):
     """Tokenizer (built unless given) and the (train, val[, test]) id arrays, split by characters.
 
     A subword model is trained on rank 0 only; ``share`` (under torchrun) takes
     rank 0's model, or None on the other ranks, and returns rank 0's model on all.
     ``progress(name, done, total)`` follows the long phases (see ``progress.PhaseLines``).
+    ``val_text`` (a ``--val-file``'s text) joins the corpus in a new character
+    vocabulary, as char-rnn and nanoGPT build theirs from all the text
+    (CONVENTIONS.md): Korean or Chinese validation text nearly always holds
+    characters the training text lacks, and without them in the vocabulary the
+    run could not be scored at all.  Sentencepiece ignores it: it trains on the
+    training split only and spells unseen characters in bytes.
     """
     info = scan_corpus(paths, cache_dir=cache_dir, progress=progress)
     if config.tokenizer == "char":
         if tokenizer is None:
-            tokenizer = CharTokenizer.from_counts(info.codepoints, info.counts, config.min_char_count)
+            points, counts = info.codepoints, info.counts
+            if val_text is not None:
+                points, counts = _add_counts(points, counts, *np.unique(codepoints(val_text), return_counts=True))
+            tokenizer = CharTokenizer.from_counts(points, counts, config.min_char_count)
         else:
             _check_coverage(tokenizer, info)
         return tokenizer, split_ids(encode_char_corpus(info, tokenizer, cache_dir, progress=progress), config.split), info
@@ -71,6 +81,32 @@ def encode_splits(paths: list[Path], config: TrainConfig, tokenizer, cache_dir: 
         if share is not None:
             tokenizer = share(tokenizer)
     return tokenizer, tuple(tokenizer.encode(p) for p in parts), info
+
+
+def _add_counts(points: np.ndarray, counts: np.ndarray, more_points: np.ndarray,
+                more_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-code-point counts of two texts together (each given as sorted distinct code points and their counts)."""
+    merged = np.union1d(points.astype(np.uint32), more_points.astype(np.uint32))
+    total = np.zeros(len(merged), dtype=np.int64)
+    np.add.at(total, np.searchsorted(merged, points), counts)
+    np.add.at(total, np.searchsorted(merged, more_points), more_counts)
+    return merged, total
+
+
+def unseen_in_training(val_ids: np.ndarray, train_ids: np.ndarray, tokenizer,
+                       chunk: int = 1 << 22) -> tuple[int, list[str]]:
+    """Occurrences and distinct characters of the validation ids that the training split never holds.
+
+    For the one warning a ``--val-file`` run gives about them.  The training
+    split is counted in chunks of ``chunk`` ids: it may be a memory map of a
+    100 MB corpus, and one ``np.bincount`` over all of it would first copy it
+    into an int64 array eight times its size.
+    """
+    seen = np.zeros(tokenizer.vocab_size, dtype=bool)
+    for start in range(0, len(train_ids), chunk):
+        seen |= np.bincount(np.asarray(train_ids[start : start + chunk]), minlength=tokenizer.vocab_size) > 0
+    unseen = np.asarray(val_ids)[~seen[np.asarray(val_ids)]]
+    return len(unseen), list(tokenizer.decode(np.unique(unseen)))
 
 
 def _check_coverage(tokenizer, info) -> None:

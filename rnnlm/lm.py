@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .checkpoint import load_checkpoint, prefixed, resolve_checkpoint
+from .checkpoint import load_checkpoint, load_weights, resolve_checkpoint
 from .config import ModelConfig, TrainConfig
 from .corpus import read_text
 from .data import encode_splits, scope_segments
@@ -174,7 +174,7 @@ def load(path: str | Path | None = None, *, latest: bool = False, device: str = 
         config = ModelConfig.from_dict(meta["config"]["model"])
         tokenizer = tokenizer_from_state(meta["tokenizer"], tensors)
         module = RNNLM(config)
-        module.load_state_dict(prefixed(tensors, "model"))
+        load_weights(module, tensors, file)  # a header that disagrees with its tensors: one line naming them
     except (KeyError, RuntimeError, TypeError) as exc:
         raise InputError(f"corrupted checkpoint: {file} (inconsistent contents: {exc})") from exc
     if tokenizer.vocab_size != config.vocab_size:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -110,6 +111,12 @@ def test_summary_of_a_run_counts_what_torch_holds(trained):
         (["train", "{corpus}", "--hidden", "0"], "0"),
         (["train", "{corpus}", "--lr", "-1"], "-1"),
         (["train", "{corpus}", "--max-time", "soon"], "duration"),
+        (["train", "{corpus}", "--max-time", "0"], "'0' is not a positive duration"),
+        (["train", "{corpus}", "--max-time", "1e9"], "'1e9' is 31.7 years; a duration is at most 365 days"),
+        (["train", "{corpus}", "--eval-every", "1e400"], "'1e400' is too large a number"),
+        (["train", "{corpus}", "--resume", "--size", "banana"], "'banana' is neither auto nor HIDDENxLAYERS"),
+        (["train", "{corpus}", "--init-from", "{run}", "--val-file", "{unseen}", "--max-steps", "1", *TINY[4:]],
+         "--val-file {unseen}: characters not in the vocabulary: '힣' (U+D7A3)"),
         (["train", "{corpus}", "--split", "0.9,x"], "fractions"),
         (["train", "{corpus}", "--tie", "--embed", "8", "--hidden", "16"], "--tie"),
         (["train", "{corpus}", "--tokenizer", "bpe"], "--vocab-size"),
@@ -129,7 +136,9 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tiny_corpus, trained, t
     files = {
         "empty": tmp_path / "empty.txt", "binary": tmp_path / "bin.dat", "latin1": tmp_path / "latin1.txt",
         "short": tmp_path / "short.txt", "corpus": tiny_corpus, "run": trained, "pickle": tmp_path / "x.safetensors",
+        "unseen": tmp_path / "unseen.txt",
     }
+    files["unseen"].write_text("All:\n힣\n", encoding="utf-8")  # a fine-tune keeps its checkpoint's vocabulary
     files["empty"].write_text("")
     files["binary"].write_bytes(b"abc\x00def")
     files["latin1"].write_bytes("hello caf\xe9".encode("latin-1"))
@@ -138,17 +147,58 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tiny_corpus, trained, t
     argv = [a.format(**files) for a in args]
     result = run(*argv)
     assert result.exit_code == 2, result.output
-    assert message in result.output
+    assert message.format(**files) in result.output
     assert "Traceback" not in result.output
     lines = [line for line in result.output.strip().splitlines() if line.startswith(("error", "Error"))]
     assert len(lines) == 1
 
 
-def test_out_of_memory_names_the_settings_to_lower(tiny_corpus, tmp_path, monkeypatch):
+def test_a_malformed_size_is_refused_before_anything_and_a_well_formed_one_is_ignored_on_resume(trained, tiny_corpus):
+    """The value is checked as click checks every typed flag; only a flag that cannot apply is named as ignored."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        refused = run("train", tiny_corpus, "--resume", "--out", trained, "--size", "banana", "--max-steps", 21)
+    assert refused.exit_code == 2 and "'banana'" in refused.output, refused.output
+    assert not [w for w in caught if "ignored" in str(w.message)]  # not "ignored" and then refused
+    with pytest.warns(UserWarning, match="--size ignored"):
+        resumed = run("train", tiny_corpus, "--resume", "--out", trained, "--size", "512x1", "--max-steps", 21)
+    assert resumed.exit_code == 0, resumed.output
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("1e3", 1000), ("1.5e1m", 900), (".5h", 1800), ("2.", 2),
+                                           ("8760h", 365 * 86400)])
+def test_durations_take_scientific_notation_up_to_a_year(text, seconds):
+    from rnnlm.cli import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+def test_val_file_characters_training_lacks_join_the_vocabulary_with_one_warning(tiny_corpus, tmp_path):
+    """Korean validation text nearly always holds syllables the training text lacks: train on, say how many."""
+    val = tmp_path / "val.txt"
+    val.write_text("All:\nSpeak, speak.\n힣힣 뷁\n" * 2, encoding="utf-8")  # 힣 4 times, 뷁 twice: not in the corpus
+    with pytest.warns(UserWarning) as caught:
+        result = run("train", tiny_corpus, "--val-file", val, "--max-steps", 4, "--out", tmp_path / "run", *TINY)
+    assert result.exit_code == 0, result.output
+    about = [str(w.message) for w in caught if "--val-file" in str(w.message)]
+    assert len(about) == 1 and f"--val-file {val}: 6 characters (2 distinct: " in about[0], about
+    assert "'힣' (U+D7A3)" in about[0] and "never occur in the training split" in about[0]
+    meta = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert {"힣", "뷁"} <= set(meta["tokenizer"]["chars"]) and not meta["tokenizer"]["unk"]
+    scored = run("eval", tmp_path / "run", "--json")  # the run's own validation file, scored again
+    assert scored.exit_code == 0, scored.output
+
+
+@pytest.mark.parametrize("error", [
+    torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to "
+                 "allocate 159996800016 bytes"),  # the CPU allocator's failure: a plain RuntimeError
+])
+def test_out_of_memory_names_the_settings_to_lower(tiny_corpus, tmp_path, monkeypatch, error):
     from rnnlm.trainer import Trainer
 
     def oom(self):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        raise error
 
     monkeypatch.setattr(Trainer, "train_step", oom)
     result = run("train", tiny_corpus, "--max-steps", 5, "--out", tmp_path / "run", *TINY)

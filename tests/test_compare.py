@@ -67,6 +67,7 @@ def test_results_validate_and_rerun_skips_finished_runs(tiny_corpus, tmp_path):
     validate(json.loads((out / "results.json").read_text()), RESULTS_SCHEMA)
     assert (out / "curves.png").stat().st_size > 10_000
     assert [b["name"] for b in results["baselines"]] == ["unigram", "5-gram Kneser-Ney"]
+    assert [run["name"] for run in results["runs"]] == trained  # so the checks over them below check two runs
     assert all(run["beats_ngram_min"] is None for run in results["runs"])  # 3 steps never beat a 5-gram on repeated text
     for run in results["runs"]:
         assert Path(run["run_dir"], "best.safetensors").exists() and run["steps"] == 3
@@ -118,3 +119,25 @@ def test_cli_compare_prints_the_table_and_says_what_it_skipped(tiny_corpus, tmp_
     assert second.exit_code == 0 and "rnn-L1-h16-s0: done earlier, skipped" in second.output
     bad = CliRunner().invoke(cli, [*args[:3], "rnn,transformer"])
     assert bad.exit_code == 2 and "transformer" in bad.output
+
+
+@pytest.mark.parametrize("budget, message", [
+    ("0steps", "Invalid value for '--budget': '0steps' is not a positive step count like 2000steps"),
+    ("0", "Invalid value for '--budget': '0' is not a positive duration"),
+    ("1e9", "Invalid value for '--budget': '1e9' is 31.7 years"),
+    ("soon", "Invalid value for '--budget': 'soon' is not a duration (5m) or a step count (2000steps)"),
+])
+def test_a_bad_budget_is_named_as_typed(tiny_corpus, tmp_path, budget, message):
+    """The refusal quotes ``--budget`` and the text given, never the TrainConfig field (``max_steps``) it fills."""
+    result = CliRunner().invoke(cli, ["compare", str(tiny_corpus), "--budget", budget, "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "max_steps" not in result.output and "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith(("error", "Error"))]) == 1
+    assert not (tmp_path / "c").exists()
+
+
+def test_budgets_in_scientific_notation_and_steps():
+    from rnnlm.cli.compare_cmd import parse_budget
+
+    assert parse_budget("1e2") == {"max_time_s": 100.0, "max_steps": None, "epochs": None}
+    assert parse_budget("2000steps")["max_steps"] == 2000

