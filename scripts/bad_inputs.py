@@ -11,6 +11,7 @@ input), so the table in a closing note is also a check.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -81,6 +82,38 @@ CASES: list[tuple[str, list[str]]] = [
     ("compare bpe without --vocab-size", ["compare", "{corpus}", "--tokenizers", "char,bpe"]),
     ("compare missing corpus", ["compare", "missing.txt"]),
     ("summary --cell without sizes", ["summary", "--cell", "rnn"]),
+    # Files a user names: never the input or a checkpoint, never a file of another kind without --force, and the
+    # parent directory must exist (each exits 2 before writing anything).
+    ("chat history that is the user's notes", ["chat", "{run}", "--history", "{notes}"]),
+    ("chat history that is a checkpoint", ["chat", "{run}", "--history", "{ckptcopy}", "--force"]),
+    ("export over the checkpoint it reads", ["export", "{run}", "--out", "{run}/best.safetensors"]),
+    ("export over a checkpoint, --force", ["export", "{run}", "--out", "{run}/latest.safetensors", "--force"]),
+    ("inspect over the checkpoint it reads", ["inspect", "{run}/best.safetensors", "--out", "{run}/best.safetensors"]),
+    ("inspect --npz over a checkpoint", ["inspect", "{run}", "--npz", "{ckptcopy}"]),
+    ("export over the user's notes", ["export", "{run}", "--out", "{notes}"]),
+    ("inspect over the user's notes", ["inspect", "{run}", "--out", "{notes}"]),
+    ("corpus over the user's notes", ["corpus", "--out", "{notes}", "--wheel", "{zip}"]),
+    ("export into a missing directory", ["export", "{run}", "--out", "/nonexistent/dir/p.html"]),
+    ("inspect into a missing directory", ["inspect", "{run}", "--out", "/nonexistent/dir/p.html"]),
+    ("inspect --npz into a missing directory", ["inspect", "{run}", "--npz", "/nonexistent/dir/a.npz"]),
+    ("chat history in a missing directory", ["chat", "{run}", "--history", "/nonexistent/dir/h"]),
+    # Messages that name what was typed, and headers that disagree with their tensors.
+    ("--resume with a malformed --size", ["train", "{corpus}", "--resume", "--size", "banana"]),
+    ("a duration of 31 years", ["train", "{corpus}", "--max-time", "1e9"]),
+    ("an interval too large for a number", ["train", "{corpus}", "--eval-every", "1e400"]),
+    ("a zero duration", ["train", "{corpus}", "--max-time", "0"]),
+    ("compare budget of 0 steps", ["compare", "{corpus}", "--budget", "0steps"]),
+    ("compare budget of 31 years", ["compare", "{corpus}", "--budget", "1e9"]),
+    ("header edited to another hidden size", ["generate", "{edited}"]),
+    ("--init-from an edited header", ["train", "{corpus}", "--init-from", "{edited}", "--max-steps", "1", *TINY]),
+    ("a size no machine holds", ["train", "{corpus}", "--size", "99999x9", "--max-steps", "3", "--bptt", "8",
+                                 "--batch-size", "4"]),
+    ("a size no machine holds, by --hidden/--layers", ["train", "{corpus}", "--hidden", "99999", "--layers", "9",
+                                                       "--max-steps", "3", "--bptt", "8", "--batch-size", "4"]),
+    ("a size no machine holds, dry run", ["train", "{corpus}", "--size", "99999x9", "--dry-run", "--bptt", "8",
+                                          "--batch-size", "4"]),
+    ("--init-from a vocabulary that lacks --val-file's characters",
+     ["train", "{corpus}", "--init-from", "{run}", "--val-file", "{korean}", "--max-steps", "1"]),
 ]
 
 
@@ -101,7 +134,8 @@ def make_files(tmp: Path) -> dict[str, str]:
     files = {"dir": tmp / "somedir", "empty": tmp / "empty.txt", "binary": tmp / "bin.dat", "latin1": tmp / "latin1.txt",
              "cutoff": tmp / "cutoff.txt", "random": tmp / "random.bin", "short": tmp / "short.txt",
              "corpus": tmp / "corpus.txt", "pickle": tmp / "evil.safetensors", "zip": tmp / "model.pt",
-             "foreign": tmp / "foreign.safetensors", "korean": tmp / "korean.txt", "run": tmp / "run"}
+             "foreign": tmp / "foreign.safetensors", "korean": tmp / "korean.txt", "run": tmp / "run",
+             "notes": tmp / "notes.txt", "ckptcopy": tmp / "copy.safetensors"}
     files["dir"].mkdir()
     files["empty"].write_text("")
     files["binary"].write_bytes(b"hello\x00world")
@@ -115,12 +149,22 @@ def make_files(tmp: Path) -> dict[str, str]:
         z.writestr("archive/data.pkl", pickle.dumps({"weights": [1, 2, 3]}))
     save_file({"w": torch.zeros(2)}, str(files["foreign"]))
     files["korean"].write_text("동해 물과 백두산이\n")
+    files["notes"].write_text("".join(f"note {i}\n" for i in range(1, 2501)))
     trained = subprocess.run([sys.executable, "-m", "rnnlm", "train", str(files["corpus"]), "--out", str(files["run"]),
                               "--max-steps", "5", *TINY], cwd=tmp, capture_output=True, text=True)
     if trained.returncode != 0:
         sys.exit(f"could not train the tiny model: {trained.stderr}")
     best = files["run"] / "best.safetensors"
     data = best.read_bytes()
+    files["ckptcopy"].write_bytes(data)
+    files["edited"] = tmp / "edited.safetensors"  # tensors and checksum kept, the header's hidden size changed
+    from safetensors import safe_open
+
+    with safe_open(str(best), "pt") as f:
+        header = json.loads(f.metadata()["rnnlm"])
+        tensors = {name: f.get_tensor(name) for name in f.keys()}
+    header["config"]["model"]["hidden_size"] *= 2
+    save_file(tensors, str(files["edited"]), metadata={"rnnlm": json.dumps(header)})
     files["truncated"] = tmp / "truncated.safetensors"
     files["truncated"].write_bytes(data[: len(data) // 2])
     flipped = bytearray(data)
@@ -143,7 +187,7 @@ def main() -> int:
             scratch = tmp / f"case{i}"  # its own cwd: no ./checkpoints from earlier cases
             scratch.mkdir()
             proc = subprocess.run([sys.executable, "-m", "rnnlm", *args], cwd=scratch, env=env,
-                                  capture_output=True, text=True, timeout=300)
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
             lines = [line for line in proc.stderr.splitlines() if line.strip()]
             message = next((line for line in lines if line.lower().startswith("error")), lines[-1] if lines else "")
             bad = "Traceback" in proc.stderr or proc.returncode != 2 or (scratch / "PWNED").exists()
@@ -151,6 +195,10 @@ def main() -> int:
             shown = " ".join(a.replace(tmp_name + "/", "") for a in args)
             print(f"| {i} | {what} | `rnnlm {shown}` | {proc.returncode}{' ✗' if bad else ''} | "
                   f"{message.replace('|', '/')} |")
+        notes = Path(files["notes"]).read_text()
+        if notes.count("\n") != 2500 or Path(files["ckptcopy"]).read_bytes() != Path(files["run"], "best.safetensors").read_bytes():
+            print("a refused case still changed a file it named", file=sys.stderr)
+            failures += 1
     print(f"\n{len(CASES)} cases, {failures} failing", file=sys.stderr)
     return 1 if failures else 0
 
