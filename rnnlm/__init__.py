@@ -7,7 +7,7 @@ Python API::
     lm = rnnlm.load(summary["out_dir"])
     print(lm.generate("ROMEO:", length=300, seed=0))
 
-The names are imported on first use, so ``import rnnlm.errors`` (or the
+The names are imported on first use, so ``import rnnlm.core.errors`` (or the
 CLI's ``--help``) does not pay for importing torch.
 """
 
@@ -16,15 +16,15 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "train": "api",
-    "load": "lm",
-    "inspect": "inspection",
-    "export_web": "export",
-    "LanguageModel": "lm",
-    "ModelConfig": "config",
-    "TrainConfig": "config",
-    "InputError": "errors",
-    "RnnlmError": "errors",
+    "train": "training.run",
+    "load": "generation.language_model",
+    "inspect": "inspection.inspector",
+    "export_web": "generation.export",
+    "LanguageModel": "generation.language_model",
+    "ModelConfig": "core.config",
+    "TrainConfig": "core.config",
+    "InputError": "core.errors",
+    "RnnlmError": "core.errors",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -1,5 +1,5 @@
 """``python -m rnnlm`` (and ``torchrun -m rnnlm``) runs the command line."""
 
-from .cli import main
+from rnnlm.cli import main
 
 main()

@@ -5,7 +5,7 @@
 Each case runs ``python -m rnnlm ...`` in a subprocess, in a scratch directory,
 exactly as a user would, and records the exit code and the first line of
 stderr.  The script fails (exit 1) if any case prints a traceback, exits 0, or
-exits with a code other than the one CONVENTIONS.md assigns (2: unusable
+exits with a code other than the one docs/developer/rules.md assigns (2: unusable
 input), so the table in a closing note is also a check.
 """
 

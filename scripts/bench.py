@@ -30,16 +30,17 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rnnlm.config import DEFAULT_SPLIT, ModelConfig, TrainConfig  # noqa: E402
-from rnnlm.corpus import encode_char_corpus, scan_corpus  # noqa: E402
-from rnnlm.data import TBPTTBatches, split_ids  # noqa: E402
-from rnnlm.device import autocast_context, cpu_has_native_bf16  # noqa: E402
-from rnnlm.model import RNNLM  # noqa: E402
-from rnnlm.tokenizer import CharTokenizer  # noqa: E402
-from rnnlm.trainer import Trainer  # noqa: E402
+from rnnlm.core.config import DEFAULT_SPLIT, ModelConfig, TrainConfig  # noqa: E402
+from rnnlm.data.corpus import encode_char_corpus, scan_corpus  # noqa: E402
+from rnnlm.data.splits import TBPTTBatches, split_ids  # noqa: E402
+from rnnlm.core.device import autocast_context, cpu_has_native_bf16  # noqa: E402
+from rnnlm.model.network import RNNLM  # noqa: E402
+from rnnlm.data.tokenizers.char import CharTokenizer  # noqa: E402
+from rnnlm.training.trainer import Trainer  # noqa: E402
+
+from benchmarks_md import write_section  # noqa: E402  (scripts/ is on the path: this file's folder)
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
-BENCH_MD = ROOT / "BENCHMARKS.md"
 console = Console(width=140)  # tables whole, even when the output is piped to a log
 
 
@@ -136,19 +137,6 @@ def machine_line() -> str:
             f"torch {torch.__version__}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace the ``<!-- bench:name -->`` section of BENCHMARKS.md (append it when new)."""
-    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    text = BENCH_MD.read_text() if BENCH_MD.exists() else "# Benchmarks\n"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    if start in text:
-        head, rest = text.split(start, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    BENCH_MD.write_text(text)
-
-
 def render(title: str, columns: list[str], rows: list[list[str]]) -> str:
     table = Table(title=title)
     for c in columns:
@@ -217,7 +205,7 @@ def bare_sample_speed(model: BareLM, batch: int, length: int) -> float:
 
 
 def rnnlm_sample_speed(model, batch: int, length: int) -> float:
-    from rnnlm.sample import SamplingConfig, generate_ids
+    from rnnlm.generation.sample import SamplingConfig, generate_ids
 
     cfg = SamplingConfig(length=length, num_samples=batch, seed=0, temperature=1.0)
     t0 = time.perf_counter()
@@ -228,7 +216,7 @@ def rnnlm_sample_speed(model, batch: int, length: int) -> float:
 
 def bench_sampling(repeats: int, length: int = 400) -> None:
     """Target 5: chars/s at batch 1 and 64, default model and 2×512 LSTM, fp32 / int8, beside the bare loop."""
-    from rnnlm.quantize import quantize_int8
+    from rnnlm.model.int8 import quantize_int8
 
     rows = []
     for label, (layers, embed, cell) in {"default 1×512 LSTM": (1, 64, "lstm"), "2×512 LSTM": (2, 128, "lstm"),
@@ -273,7 +261,7 @@ COPY_INDEX_CHILD = r"""
 import json, random, resource, sys, time
 from pathlib import Path
 import numpy as np
-from rnnlm.copycheck import CopyIndex, plan_index
+from rnnlm.generation.copycheck import CopyIndex, plan_index
 
 def rss_mb():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS")) / 1024
@@ -400,7 +388,7 @@ def bare_quality(budget_s: float, split: tuple[float, ...], bf16: bool = False) 
     """The issue's hand-tuned bare loop: 1×512 LSTM, emb 64, T=64, B=64, AdamW 4e-3, warmup then cosine over the
     wall-clock budget; validation bpc scored exactly as rnnlm scores it.  ``bf16`` runs the forward pass under
     bf16 autocast, as a careful user would, so the table separates precision from the rest of the defaults."""
-    from rnnlm.evaluate import evaluate_ids
+    from rnnlm.evaluation.metrics import evaluate_ids
 
     ids, tok = load_ids()
     train_ids, val_ids = split_ids(ids, split)[:2]
@@ -490,7 +478,7 @@ def bench_quality(long: bool = True, ten: bool = True) -> None:
     10-minute bare fp32 row, 15 minutes of defaults and nanoGPT's split.  The 10-minute defaults run is also the
     sweep's 10-minute ``--size auto`` point on tinyshakespeare (scripts/sweep.py), so it is trained once.
     """
-    from rnnlm.device import cpu_has_native_bf16
+    from rnnlm.core.device import cpu_has_native_bf16
 
     import sweep
 
@@ -544,7 +532,7 @@ def bench_quality(long: bool = True, ten: bool = True) -> None:
              "B=64, AdamW 4e-3, warmup then cosine over the wall clock), trained in this script for the same budget "
              "and scored by the same evaluation, in fp32 and under bf16 autocast (what a careful user would turn on; "
              "on a CPU without native bf16 that row is not a fair baseline and the verdict says so). The loop keeps the "
-             "issue's 4e-3; the defaults' 8e-3 (README, \"Defaults, and why\") is much of their lead at short budgets.\n\n")
+             "issue's 4e-3; the defaults' 8e-3 (docs/defaults.md) is much of their lead at short budgets.\n\n")
     if not long:
         skipped = "10-minute bare fp32, 15-minute" if ten else "10-minute, 15-minute"
         write_section("quality", intro + f"{body}\n\n{int8}\n\nThe {skipped} and nanoGPT-split rows were not run "

@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rnnlm.corpus import CHUNK_BYTES, encode_char_corpus, scan_corpus  # noqa: E402
-from rnnlm.tokenizer import CharTokenizer  # noqa: E402
+from rnnlm.data.corpus import CHUNK_BYTES, encode_char_corpus, scan_corpus  # noqa: E402
+from rnnlm.data.tokenizers.char import CharTokenizer  # noqa: E402
 
 WORDS = ("the quick brown fox jumps over the lazy dog and then some more plain English words "
          "follow here café naïve façade déjà-vu Ünïcödé 안녕하세요 세계 한국어 텍스트 日本語のテキスト "

@@ -53,9 +53,9 @@ def dtype_probe(device: str) -> list[str]:
     """What each cell computes in under the training autocast, and what the carried state is."""
     import torch
 
-    from rnnlm.config import ModelConfig
-    from rnnlm.device import autocast_context, resolve_autocast
-    from rnnlm.model import RNNLM, detach_state
+    from rnnlm.core.config import ModelConfig
+    from rnnlm.core.device import autocast_context, resolve_autocast
+    from rnnlm.model.network import RNNLM, detach_state
 
     rows = []
     dtype = resolve_autocast("auto", torch.device(device))

@@ -11,4 +11,4 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # shellcheck disable=SC2086  # RNNLM_TORCH_ARGS is a list of arguments
 .venv/bin/python -m pip install -q --disable-pip-version-check ${RNNLM_TORCH_ARGS:-} "${RNNLM_TORCH:-torch==2.13.0}"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,docs]"

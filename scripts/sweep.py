@@ -1,4 +1,4 @@
-"""The model-size sweep behind ``--size auto`` (rnnlm/autosize.py): measure, train the grid, tabulate.
+"""The model-size sweep behind ``--size auto`` (rnnlm/training/autosize.py): measure, train the grid, tabulate.
 
     python scripts/sweep.py throughput --corpus ../shared/corpora/tinyshakespeare.txt --name tinyshakespeare
     python scripts/sweep.py throughput ... --sizes 512x1,768x1,1024x1 --seconds 30   # before long runs
@@ -37,9 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rnnlm.autosize import GRID, TABLE_PATH, TRAIN_SHARE, Size  # noqa: E402
-from rnnlm.config import ModelConfig, TrainConfig  # noqa: E402
-from rnnlm.fileio import atomic_write  # noqa: E402
+from rnnlm.training.autosize import GRID, TABLE_PATH, TRAIN_SHARE, Size  # noqa: E402
+from rnnlm.core.config import ModelConfig, TrainConfig  # noqa: E402
+from rnnlm.core.fileio import atomic_write  # noqa: E402
 
 WORK = ROOT / "checkpoints" / ".sweep"
 
@@ -88,8 +88,8 @@ def prepare(corpus: Path, threads: int):
     """The run's tokenizer, batches and device exactly as ``rnnlm.train`` builds them (defaults)."""
     import torch
 
-    from rnnlm.data import TBPTTBatches, encode_splits
-    from rnnlm.device import resolve_autocast, resolve_device
+    from rnnlm.data.splits import TBPTTBatches, encode_splits
+    from rnnlm.core.device import resolve_autocast, resolve_device
 
     torch.set_num_threads(threads)
     config = TrainConfig()
@@ -101,7 +101,7 @@ def prepare(corpus: Path, threads: int):
 
 
 def cmd_throughput(args) -> None:
-    from rnnlm.autosize import probe, train_chars
+    from rnnlm.training.autosize import probe, train_chars
 
     config, model, batches, device, autocast, tokenizer, info = prepare(Path(args.corpus), args.threads)
     sizes = parse_sizes(args.sizes)
@@ -224,7 +224,7 @@ def cmd_table(args) -> None:
             lines.append("| auto | | " + " | ".join(", ".join(autos.get(m, [])) for m in minutes) + " |")
         lines.append("")
     plot(table, Path(args.plot))
-    from bench import write_section  # scripts/ is on the path when this runs as scripts/sweep.py
+    from benchmarks_md import write_section  # scripts/ is on the path when this runs as scripts/sweep.py
 
     relative = Path(args.plot).resolve().relative_to(ROOT)
     intro = ("## Model size: the sweep behind `--size auto`\n\nCommand: `python scripts/sweep.py` (see its docstring "

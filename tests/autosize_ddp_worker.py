@@ -12,11 +12,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from rnnlm import autosize
-from rnnlm.autosize import Size, size_for_budget
-from rnnlm.config import ModelConfig, TrainConfig
-from rnnlm.data import TBPTTBatches
-from rnnlm.device import dist_env
+from rnnlm.training import autosize
+from rnnlm.training.autosize import Size, size_for_budget
+from rnnlm.core.config import ModelConfig, TrainConfig
+from rnnlm.data.splits import TBPTTBatches
+from rnnlm.core.device import dist_env
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_autosize import BIG, SMALL, TINY_GRID, synthetic_table  # noqa: E402

@@ -67,8 +67,8 @@ def browser():
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """One tiny trained character LSTM (fp32, 1 thread, 2 layers) shared by every page test: its run directory."""
-    from rnnlm.api import train
-    from rnnlm.config import ModelConfig, TrainConfig
+    from rnnlm.training.run import train
+    from rnnlm.core.config import ModelConfig, TrainConfig
 
     root = tmp_path_factory.mktemp("tiny_run")
     corpus = root / "tiny.txt"

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from rnnlm.config import ModelConfig, TrainConfig
-from rnnlm.data import TBPTTBatches
-from rnnlm.device import dist_env
-from rnnlm.evaluate import EvalResult
-from rnnlm.model import RNNLM
-from rnnlm.trainer import Trainer
+from rnnlm.core.config import ModelConfig, TrainConfig
+from rnnlm.data.splits import TBPTTBatches
+from rnnlm.core.device import dist_env
+from rnnlm.evaluation.metrics import EvalResult
+from rnnlm.model.network import RNNLM
+from rnnlm.training.trainer import Trainer
 
 out = sys.argv[1]
 rank, world, _ = dist_env()

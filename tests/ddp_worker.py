@@ -12,11 +12,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from rnnlm.config import ModelConfig, TrainConfig
-from rnnlm.data import TBPTTBatches
-from rnnlm.device import dist_env
-from rnnlm.model import RNNLM
-from rnnlm.trainer import Trainer
+from rnnlm.core.config import ModelConfig, TrainConfig
+from rnnlm.data.splits import TBPTTBatches
+from rnnlm.core.device import dist_env
+from rnnlm.model.network import RNNLM
+from rnnlm.training.trainer import Trainer
 
 out, global_batch = sys.argv[1], int(sys.argv[2])
 rank, world, _ = dist_env()

@@ -1,4 +1,4 @@
-"""The one headless-Chromium harness for every page test (CONVENTIONS.md, "Pages").
+"""The one headless-Chromium harness for every page test (docs/developer/rules.md, "Pages").
 
 Debian's ``chromium`` driven through ``chromium-driver`` by selenium, with
 ``SE_OFFLINE=true`` so selenium never looks for a driver online, and every
@@ -109,8 +109,8 @@ def hostile_run(root: Path) -> Path:
     """
     from conftest import TINY_MODEL, TINY_TEXT, TINY_TRAIN
 
-    from rnnlm.api import train
-    from rnnlm.config import ModelConfig, TrainConfig
+    from rnnlm.training.run import train
+    from rnnlm.core.config import ModelConfig, TrainConfig
 
     corpus = root / f"{HOSTILE_NAME}.txt"
     corpus.write_text(TINY_TEXT + HOSTILE_TEXT * 3, encoding="utf-8")

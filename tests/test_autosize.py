@@ -16,15 +16,15 @@ from click.testing import CliRunner
 from conftest import TINY_TRAIN
 
 import rnnlm
-from rnnlm import autosize
-from rnnlm.autosize import (Size, SweepTable, check_memory, choose, estimate_rates, measure_throughput, memory_parts,
+from rnnlm.training import autosize
+from rnnlm.training.autosize import (Size, SweepTable, check_memory, choose, estimate_rates, measure_throughput, memory_parts,
                             read_curve, size_for_budget, text_script)
 from rnnlm.cli import cli
-from rnnlm.config import ModelConfig, TrainConfig
-from rnnlm.data import TBPTTBatches
-from rnnlm.errors import InputError
-from rnnlm.summary import model_params
-from rnnlm.tokenizer import CharTokenizer
+from rnnlm.core.config import ModelConfig, TrainConfig
+from rnnlm.data.splits import TBPTTBatches
+from rnnlm.core.errors import InputError
+from rnnlm.model.params import model_params
+from rnnlm.data.tokenizers.char import CharTokenizer
 
 SMALL, BIG = Size(8, 1), Size(16, 1)
 TINY_GRID = (SMALL, BIG)
@@ -398,7 +398,7 @@ def test_the_machines_memory_is_its_ram_on_cpu():
                                    ["--size", "99999x9", "--dry-run"]])
 def test_train_refuses_a_size_that_cannot_fit_before_allocating_it(tiny_corpus, tmp_path, monkeypatch, flags):
     """``--size 99999x9`` exited 1 with torch's "can't allocate memory" RuntimeError; ~19 TB fits no machine."""
-    monkeypatch.setattr("rnnlm.api.RNNLM", lambda *args: pytest.fail("the model was built"))
+    monkeypatch.setattr("rnnlm.training.run.RNNLM", lambda *args: pytest.fail("the model was built"))
     result = run("train", tiny_corpus, "--max-steps", 3, "--out", tmp_path / "run", *flags, *TINY_CLI)
     lines = result.output.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1 and "Traceback" not in result.output, result.output

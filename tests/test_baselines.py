@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from rnnlm.baselines import KneserNey, kneser_ney, unigram
+from rnnlm.evaluation.ngram import KneserNey, kneser_ney, unigram
 
 
 def test_unigram_is_add_one_cross_entropy():

@@ -10,13 +10,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from rnnlm.beam import beam_search
+from rnnlm.generation.beam import beam_search
 from rnnlm.cli import cli
-from rnnlm.config import ModelConfig
-from rnnlm.errors import InputError
-from rnnlm.model import RNNLM
-from rnnlm.sample import SamplingConfig, generate_texts
-from rnnlm.tokenizer import CharTokenizer
+from rnnlm.core.config import ModelConfig
+from rnnlm.core.errors import InputError
+from rnnlm.model.network import RNNLM
+from rnnlm.generation.sample import SamplingConfig, generate_texts
+from rnnlm.data.tokenizers.char import CharTokenizer
 
 CHARS = "\nabxyz"
 # Next-character probabilities given the current one.  Greedy takes 'a' (0.6) and then at best 'x' (0.32):
@@ -124,7 +124,7 @@ def test_bad_arguments(random_lm, kwargs, message):
 
 
 def test_generate_beam_through_the_api_and_the_cli(tiny_run):
-    from rnnlm.lm import load
+    from rnnlm.generation.language_model import load
 
     lm = load(tiny_run)
     assert lm.generate("All:", length=40, beam=3) == "All:" + lm.beam_search("All:", 3, 40)[0].text

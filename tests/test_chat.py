@@ -12,10 +12,10 @@ import time
 import pytest
 import torch
 
-from rnnlm.chat import ChatSession, History
-from rnnlm.errors import InputError
-from rnnlm.fileio import HISTORY_MARK
-from rnnlm.lm import load
+from rnnlm.generation.chat import ChatSession, History
+from rnnlm.core.errors import InputError
+from rnnlm.core.fileio import HISTORY_MARK
+from rnnlm.generation.language_model import load
 
 
 @pytest.fixture

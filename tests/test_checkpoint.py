@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from rnnlm.checkpoint import load_checkpoint, optimizer_tensors, restore_optimizer, save_checkpoint
-from rnnlm.errors import InputError, RnnlmError
+from rnnlm.core.checkpoint import load_checkpoint, optimizer_tensors, restore_optimizer, save_checkpoint
+from rnnlm.core.errors import InputError, RnnlmError
 
 
 def _save(path, **meta):
@@ -86,9 +86,9 @@ def _edited_header(tmp_path, corpus_text, **model_edits):
     """
     from safetensors import safe_open
 
-    from rnnlm.config import ModelConfig, TrainConfig
-    from rnnlm.model import RNNLM
-    from rnnlm.tokenizer import CharTokenizer
+    from rnnlm.core.config import ModelConfig, TrainConfig
+    from rnnlm.model.network import RNNLM
+    from rnnlm.data.tokenizers.char import CharTokenizer
 
     tokenizer = CharTokenizer.from_text(corpus_text)
     config = ModelConfig(cell="lstm", hidden_size=32, embed_size=16, num_layers=1, vocab_size=tokenizer.vocab_size)
@@ -112,7 +112,7 @@ def test_a_header_edited_to_another_size_is_one_line_naming_the_tensor(tmp_path,
     from click.testing import CliRunner
 
     from rnnlm.cli import cli
-    from rnnlm.lm import load
+    from rnnlm.generation.language_model import load
 
     path = _edited_header(tmp_path, tiny_corpus.read_text(encoding="utf-8"), **edits)
     load_checkpoint(path)  # the checksum still holds: only the header changed
@@ -177,7 +177,7 @@ def test_atomic_writes_leave_ordinary_file_permissions_checkpoints_too(tmp_path,
     """Every file follows the umask; safetensors recreates its file 0600, so checkpoints once did not."""
     import os
 
-    from rnnlm.fileio import atomic_write_text
+    from rnnlm.core.fileio import atomic_write_text
 
     old = os.umask(umask)
     try:

@@ -54,7 +54,7 @@ def test_generate_json_batch(trained):
 
 
 def test_eval_equals_stored_val_bpc_and_is_repeatable(trained):
-    from rnnlm.checkpoint import load_checkpoint
+    from rnnlm.core.checkpoint import load_checkpoint
 
     first = json.loads(run("eval", trained, "--json").output)
     second = json.loads(run("eval", trained, "--json").output)
@@ -67,7 +67,7 @@ def test_eval_equals_stored_val_bpc_and_is_repeatable(trained):
 def test_resume_continues_to_a_longer_budget(trained, tiny_corpus):
     result = run("train", tiny_corpus, "--resume", "--out", trained, "--max-steps", 25)
     assert result.exit_code == 0, result.output
-    from rnnlm.checkpoint import load_checkpoint
+    from rnnlm.core.checkpoint import load_checkpoint
 
     meta, _ = load_checkpoint(trained / "latest.safetensors")
     assert meta["step"] == 25
@@ -76,7 +76,7 @@ def test_resume_continues_to_a_longer_budget(trained, tiny_corpus):
 def test_resume_without_budget_flags_keeps_the_run_budget(trained, tiny_corpus):
     result = run("train", tiny_corpus, "--resume", "--out", trained)
     assert result.exit_code == 0, result.output
-    from rnnlm.checkpoint import load_checkpoint
+    from rnnlm.core.checkpoint import load_checkpoint
 
     meta, _ = load_checkpoint(trained / "latest.safetensors")
     assert meta["step"] == 20 and meta["config"]["train"]["max_steps"] == 20
@@ -89,8 +89,8 @@ def test_summary_textbook_and_torch_counts():
 
 
 def test_summary_of_a_run_counts_what_torch_holds(trained):
-    from rnnlm.lm import load
-    from rnnlm.model import num_parameters
+    from rnnlm.generation.language_model import load
+    from rnnlm.model.network import num_parameters
 
     result = run("summary", trained, "--latest")
     assert result.exit_code == 0, result.output
@@ -195,7 +195,7 @@ def test_val_file_characters_training_lacks_join_the_vocabulary_with_one_warning
                  "allocate 159996800016 bytes"),  # the CPU allocator's failure: a plain RuntimeError
 ])
 def test_out_of_memory_names_the_settings_to_lower(tiny_corpus, tmp_path, monkeypatch, error):
-    from rnnlm.trainer import Trainer
+    from rnnlm.training.trainer import Trainer
 
     def oom(self):
         raise error
@@ -209,7 +209,7 @@ def test_out_of_memory_names_the_settings_to_lower(tiny_corpus, tmp_path, monkey
 
 @pytest.mark.parametrize("command, hint", [("generate", "lower --num-samples"), ("eval", "lower --window")])
 def test_out_of_memory_names_the_flags_of_the_command_that_ran(trained, monkeypatch, command, hint):
-    from rnnlm import lm
+    from rnnlm.generation import language_model as lm
 
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
@@ -307,8 +307,8 @@ def test_subword_training_bpc_and_speed_are_per_character(tiny_corpus, tmp_path)
     import math
 
     from conftest import TINY_MODEL, TINY_TRAIN
-    from rnnlm.api import train
-    from rnnlm.config import ModelConfig, TrainConfig
+    from rnnlm.training.run import train
+    from rnnlm.core.config import ModelConfig, TrainConfig
 
     out = tmp_path / "bpe-scale"
     config = TrainConfig(**{**TINY_TRAIN, "tokenizer": "bpe", "vocab_size": 320, "log_every_s": 1e-9})
@@ -327,8 +327,8 @@ def test_resume_across_machines_where_auto_precision_differs(tiny_corpus, tmp_pa
 
     ``cpu_has_native_bf16`` stands for the machine; the carried state is float32 either way.
     """
-    from rnnlm import device
-    from rnnlm.checkpoint import load_checkpoint
+    from rnnlm.core import device
+    from rnnlm.core.checkpoint import load_checkpoint
 
     auto = [a for a in TINY if a not in ("--precision", "fp32")]
     out = tmp_path / "run"

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from rnnlm.cli import cli
-from rnnlm.compare import RESULTS_SCHEMA, group_runs, plan, run_comparison
-from rnnlm.config import TrainConfig
-from rnnlm.errors import InputError
+from rnnlm.experiments.compare import RESULTS_SCHEMA, group_runs, plan, run_comparison
+from rnnlm.core.config import TrainConfig
+from rnnlm.core.errors import InputError
 from schema import validate
 
 BUDGET = {"max_time_s": None, "max_steps": 3, "epochs": None}

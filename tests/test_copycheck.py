@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from conftest import TINY_MODEL, TINY_TRAIN
 from rnnlm.cli import cli
-from rnnlm.copycheck import CopyIndex, plan_index
+from rnnlm.generation.copycheck import CopyIndex, plan_index
 
 WORDS = ["thou", "art", "king", "of", "the", "night", "and", "morrow", "sweet", "lord", "hath", "made", "me", "so"]
 
@@ -149,8 +149,8 @@ def test_a_shared_index_names_the_files_of_the_run_asking(tmp_path):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A tiny trained run whose corpus this module may move and edit."""
-    from rnnlm.api import train
-    from rnnlm.config import ModelConfig, TrainConfig
+    from rnnlm.training.run import train
+    from rnnlm.core.config import ModelConfig, TrainConfig
 
     root = tmp_path_factory.mktemp("copy_run")
     corpus = root / "verse.txt"
@@ -227,7 +227,7 @@ def test_train_prints_copy_figures_or_the_command_when_the_split_is_big(tiny_cor
     result = invoke("train", tiny_corpus, "--out", tmp_path / "a", *flags)
     assert result.exit_code == 0, result.output
     assert "copy check of a 1,000-char sample (temperature 0.8, seed 0): longest verbatim span" in result.stderr
-    monkeypatch.setattr("rnnlm.copycheck.CHEAP_TRAIN_CHARS", 100)
+    monkeypatch.setattr("rnnlm.generation.copycheck.CHEAP_TRAIN_CHARS", 100)
     result = invoke("train", tiny_corpus, "--out", tmp_path / "b", "--split", "0.8,0.2", *flags)
     assert result.exit_code == 0, result.output
     assert f"copy check: rnnlm generate {tmp_path / 'b'} --length 2000 --check-copy" in result.stderr

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlm.data import TBPTTBatches, min_train_tokens, split_ids
-from rnnlm.errors import InputError
+from rnnlm.data.splits import TBPTTBatches, min_train_tokens, split_ids
+from rnnlm.core.errors import InputError
 
 
 def test_split_is_contiguous_and_complete():
@@ -59,8 +59,8 @@ def test_corpus_too_short_names_the_minimum():
 
 def test_a_val_text_joins_the_char_vocabulary_and_its_unseen_characters_are_counted(tmp_path):
     """The corpus and a --val-file make one vocabulary (counts added, so --min-char-count sees both texts)."""
-    from rnnlm.config import TrainConfig
-    from rnnlm.data import encode_splits, unseen_in_training
+    from rnnlm.core.config import TrainConfig
+    from rnnlm.data.splits import encode_splits, unseen_in_training
 
     corpus = tmp_path / "c.txt"
     corpus.write_text("abcab" * 40 + "q", encoding="utf-8")  # q: once, and only at the end (a held-out split)

@@ -9,12 +9,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from rnnlm import data, evaluate
+from rnnlm.data import splits as data
+
+from rnnlm.evaluation import metrics as evaluate
 from rnnlm.cli import cli
-from rnnlm.config import ModelConfig
-from rnnlm.data import val_scope
-from rnnlm.evaluate import evaluate_ids, evaluate_rows
-from rnnlm.model import RNNLM
+from rnnlm.core.config import ModelConfig
+from rnnlm.data.splits import val_scope
+from rnnlm.evaluation.metrics import evaluate_ids, evaluate_rows
+from rnnlm.model.network import RNNLM
 
 TINY = ["--hidden", "16", "--embed", "8", "--bptt", "8", "--batch-size", "4", "--precision", "fp32", "--threads", "1"]
 
@@ -72,7 +74,7 @@ def test_a_big_split_is_validated_on_its_fixed_sample_and_eval_reproduces_it(tin
     scope = header["val_scope"]
     assert scope["kind"] == "sample" and scope["chars"] == 400 and len(scope["offsets"]) == 4
     stored = json.loads(runner.invoke(cli, ["eval", str(out), "--json"]).output)
-    from rnnlm.checkpoint import load_checkpoint
+    from rnnlm.core.checkpoint import load_checkpoint
 
     meta, _ = load_checkpoint(out / "best.safetensors")
     assert stored["bpc"] == pytest.approx(meta["metrics"]["val_bpc"], abs=1e-4)

@@ -25,12 +25,13 @@ from pages import HOSTILE_NAME, HOSTILE_TEXT, assert_no_script_ran, hostile_run,
 
 import rnnlm
 from rnnlm.cli import cli
-from rnnlm.config import ModelConfig
-from rnnlm.evaluate import evaluate_ids
-from rnnlm.export import build_page, export_web, fill_template, int8_rows
-from rnnlm.fileio import PAGE, PAGE_MARK
-from rnnlm.model import RNNLM
-from rnnlm.tokenizer import CharTokenizer
+from rnnlm.core.config import ModelConfig
+from rnnlm.evaluation.metrics import evaluate_ids
+from rnnlm.core.pages import fill_template
+from rnnlm.generation.export import build_page, export_web, int8_rows
+from rnnlm.core.fileio import PAGE, PAGE_MARK
+from rnnlm.model.network import RNNLM
+from rnnlm.data.tokenizers.char import CharTokenizer
 
 CELLS = ("lstm", "gru", "rnn")
 PROMPT = "First Citizen:\n"
@@ -47,8 +48,8 @@ DRAW_TIE = 1e-6
 @pytest.fixture(scope="module")
 def runs(tiny_run, tmp_path_factory) -> dict:
     """Run directories per cell: the shared LSTM, and a GRU and a SimpleRNN trained here (fp32, 1 thread, <1 s each)."""
-    from rnnlm.api import train
-    from rnnlm.config import TrainConfig
+    from rnnlm.training.run import train
+    from rnnlm.core.config import TrainConfig
 
     root = tmp_path_factory.mktemp("export_runs")
     corpus = root / "tiny.txt"
@@ -238,7 +239,7 @@ def test_fill_template_fills_each_slot_in_one_pass_and_refuses_a_mismatch():
 
 
 def test_the_written_page_carries_rnnlm_s_mark_in_its_head(hostile, tmp_path):
-    """The mark lets a later write recognise a page rnnlm wrote (CONVENTIONS.md, "Files a user names")."""
+    """The mark lets a later write recognise a page rnnlm wrote (docs/developer/rules.md, "Files a user names")."""
     out = Path(export_web(rnnlm.load(hostile), tmp_path / "page.html")["out"])
     text = out.read_text(encoding="utf-8")
     assert PAGE_MARK in text[: text.index("</head>")] and PAGE.is_ours(out)
@@ -290,8 +291,8 @@ def test_cli_export_bad_input_is_one_line_exit_2(runs, tmp_path, tiny_corpus, ca
     args = ["export", str(runs["lstm"])]
     expected = "is a directory"
     if case == "subword":
-        from rnnlm.api import train
-        from rnnlm.config import TrainConfig
+        from rnnlm.training.run import train
+        from rnnlm.core.config import TrainConfig
 
         config = TrainConfig(**{**TINY_TRAIN, "max_steps": 2, "tokenizer": "bpe", "vocab_size": 300})
         train(tiny_corpus, model=ModelConfig(cell="gru", **TINY_MODEL), config=config, out=tmp_path / "bpe", threads=1)

@@ -1,4 +1,4 @@
-"""Files a user names (docs rule, CONVENTIONS.md "Files a user names"): what an output path may replace, missing
+"""Files a user names (docs/developer/rules.md, "Files a user names"): what an output path may replace, missing
 parent directories, file modes; each command that writes such a file, through the CLI."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from rnnlm.checkpoint import load_checkpoint, save_checkpoint
+from rnnlm.core.checkpoint import load_checkpoint, save_checkpoint
 from rnnlm.cli import cli
-from rnnlm.errors import InputError
-from rnnlm.fileio import NPZ, PAGE, PAGE_MARK, check_output, is_checkpoint, write_output
+from rnnlm.core.errors import InputError
+from rnnlm.core.fileio import NPZ, PAGE, PAGE_MARK, check_output, is_checkpoint, write_output
 
 
 def run(*args):

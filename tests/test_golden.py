@@ -19,10 +19,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rnnlm.config import ModelConfig, TrainConfig  # noqa: E402
-from rnnlm.data import TBPTTBatches, split_ids  # noqa: E402
-from rnnlm.model import RNNLM  # noqa: E402
-from rnnlm.trainer import Trainer  # noqa: E402
+from rnnlm.core.config import ModelConfig, TrainConfig  # noqa: E402
+from rnnlm.data.splits import TBPTTBatches, split_ids  # noqa: E402
+from rnnlm.model.network import RNNLM  # noqa: E402
+from rnnlm.training.trainer import Trainer  # noqa: E402
 
 GOLDEN = Path(__file__).with_name("golden") / "losses.json"
 CELLS = ("rnn", "lstm", "gru")

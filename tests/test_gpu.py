@@ -14,9 +14,9 @@ import pytest
 import torch
 
 import rnnlm
-from rnnlm.config import ModelConfig
-from rnnlm.evaluate import evaluate_ids
-from rnnlm.model import RNNLM
+from rnnlm.core.config import ModelConfig
+from rnnlm.evaluation.metrics import evaluate_ids
+from rnnlm.model.network import RNNLM
 
 pytestmark = pytest.mark.gpu
 CELLS = ["rnn", "lstm", "gru"]

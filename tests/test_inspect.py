@@ -10,15 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlm.config import ModelConfig
-from rnnlm.errors import InputError
-from rnnlm.features import all_features, bracket_depth, builtin_features, inside_quotes, parse_feature, position_in_word
-from rnnlm.finder import Column, average_ranks, find_units, score
-from rnnlm.gradreach import gradient_reach
-from rnnlm.inspect_page import pack_nibbles, quantise
-from rnnlm.model import RNNLM
-from rnnlm.surprise import char_layout, spread_bits, token_surprise
-from rnnlm.unroll import unroll
+from rnnlm.core.config import ModelConfig
+from rnnlm.core.errors import InputError
+from rnnlm.inspection.features import all_features, bracket_depth, builtin_features, inside_quotes, parse_feature, position_in_word
+from rnnlm.inspection.finder import Column, average_ranks, find_units, score
+from rnnlm.inspection.gradreach import gradient_reach
+from rnnlm.inspection.page import pack_nibbles, quantise
+from rnnlm.model.network import RNNLM
+from rnnlm.inspection.surprise import char_layout, spread_bits, token_surprise
+from rnnlm.model.unroll import unroll
 
 
 def _model(cell: str, layers: int, seed: int = 0) -> RNNLM:
@@ -131,7 +131,7 @@ def _planted(n=2000, units=40, seed=0):
 
 
 def test_the_finder_ranks_a_planted_unit_first_and_confirms_it_on_the_other_half():
-    from rnnlm.features import Feature
+    from rnnlm.inspection.features import Feature
 
     depth, matrix = _planted()
     columns = [Column(0, "h", u) for u in range(matrix.shape[1])]
@@ -148,7 +148,7 @@ def test_the_finder_ranks_a_planted_unit_first_and_confirms_it_on_the_other_half
 
 
 def test_the_probe_sees_a_feature_spread_over_many_units():
-    from rnnlm.features import Feature
+    from rnnlm.inspection.features import Feature
 
     rng = np.random.default_rng(2)
     n, units = 2000, 30

@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 
 import rnnlm
-from rnnlm.config import ModelConfig, TrainConfig
+from rnnlm.core.config import ModelConfig, TrainConfig
 
 
 def bracket_text(chars: int, seed: int) -> str:
@@ -43,7 +43,7 @@ def bracket_text(chars: int, seed: int) -> str:
 
 def train_bracket_model(root: Path, seed: int) -> Path:
     """A 1×16 LSTM, fp32, one thread, 1,200 steps (about 2 s here)."""
-    from rnnlm.api import train
+    from rnnlm.training.run import train
 
     corpus = root / "brackets.txt"
     corpus.write_text(bracket_text(60_000, 1000 + seed), encoding="utf-8")

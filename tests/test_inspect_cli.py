@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 import rnnlm
 from rnnlm.cli import cli
-from rnnlm.config import ModelConfig, TrainConfig
-from rnnlm.errors import InputError
-from rnnlm.evaluate import evaluate_ids
-from rnnlm.inspect_report import INSPECT_SCHEMA
-from rnnlm.lm import load
+from rnnlm.core.config import ModelConfig, TrainConfig
+from rnnlm.core.errors import InputError
+from rnnlm.evaluation.metrics import evaluate_ids
+from rnnlm.inspection.report import INSPECT_SCHEMA
+from rnnlm.generation.language_model import load
 from schema import validate
 
 
@@ -126,7 +126,7 @@ def test_without_the_corpus_the_ngram_track_is_left_out_with_a_note(tiny_run):
 
 def test_subword_tokens_spread_their_bits_and_signals_over_their_characters(tmp_path):
     from conftest import TINY_TEXT
-    from rnnlm.api import train
+    from rnnlm.training.run import train
 
     corpus = tmp_path / "tiny.txt"
     corpus.write_text(TINY_TEXT, encoding="utf-8")
@@ -145,9 +145,9 @@ def test_subword_tokens_spread_their_bits_and_signals_over_their_characters(tmp_
 def test_a_5000_character_page_for_a_1x512_lstm_stays_under_3_mb(tmp_path):
     """The page's size depends on shapes alone: random signals (incompressible) at the largest the finder lists."""
     from conftest import TINY_TEXT
-    from rnnlm.features import builtin_features
-    from rnnlm.gradreach import GradientReach
-    from rnnlm.inspection import Inspection
+    from rnnlm.inspection.features import builtin_features
+    from rnnlm.inspection.gradreach import GradientReach
+    from rnnlm.inspection.inspector import Inspection
 
     rng = np.random.default_rng(0)
     n, hidden = 5000, 512

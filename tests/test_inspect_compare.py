@@ -6,7 +6,7 @@ import json
 
 from test_compare import BASE, BUDGET, validate
 
-from rnnlm.compare import RESULTS_SCHEMA, run_comparison
+from rnnlm.experiments.compare import RESULTS_SCHEMA, run_comparison
 
 
 def _compare(corpus, out):

@@ -12,8 +12,8 @@ import pytest
 from pages import HOSTILE_NAME, HOSTILE_TEXT, assert_no_script_ran, hostile_run, open_page
 
 import rnnlm
-from rnnlm import features
-from rnnlm.fileio import PAGE, PAGE_MARK
+from rnnlm.inspection import features
+from rnnlm.core.fileio import PAGE, PAGE_MARK
 
 # Feature names ("=" would end one: NAME=REGEX) and patterns: the first is found in a unit (the list of found
 # units), the second matches too little of the text's first half (a note).
@@ -57,7 +57,7 @@ def test_page_opens_offline_with_no_errors_and_every_character(browser, page_fil
 
 
 def test_the_page_carries_rnnlm_s_mark_in_its_head(page_file):
-    """The mark lets a later write recognise a page rnnlm wrote (CONVENTIONS.md, "Files a user names")."""
+    """The mark lets a later write recognise a page rnnlm wrote (docs/developer/rules.md, "Files a user names")."""
     text = page_file[0].read_text(encoding="utf-8")
     assert PAGE_MARK in text[: text.index("</head>")] and PAGE.is_ours(page_file[0])
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnlm.config import ModelConfig
-from rnnlm.errors import InputError
-from rnnlm.model import RNNLM, locked_dropout, num_parameters
+from rnnlm.core.config import ModelConfig
+from rnnlm.core.errors import InputError
+from rnnlm.model.network import RNNLM, locked_dropout, num_parameters
 
 
 @pytest.mark.parametrize("cell, count", [("rnn", 1), ("lstm", 2), ("gru", 1)])
@@ -51,7 +51,7 @@ def test_eval_mode_is_deterministic_training_mode_is_not():
 @pytest.mark.parametrize("native", [True, False])
 def test_under_cpu_autocast_the_cell_runs_bf16_only_where_onednn_can(monkeypatch, native):
     """AVX2-only CPUs have no oneDNN bf16 LSTM ("could not create a primitive descriptor"): the cell runs fp32."""
-    from rnnlm import model as model_mod
+    from rnnlm.model import network as model_mod
 
     if native and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         pytest.skip("this CPU's oneDNN has no bf16: the bf16 cell cannot run here (the case the policy avoids)")

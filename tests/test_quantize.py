@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from rnnlm.config import ModelConfig
-from rnnlm.errors import InputError
-from rnnlm.model import RNNLM
-from rnnlm.quantize import Int8Linear, Int8RNNLM, quantize_int8
-from rnnlm.sample import SamplingConfig, generate_ids
+from rnnlm.core.config import ModelConfig
+from rnnlm.core.errors import InputError
+from rnnlm.model.network import RNNLM
+from rnnlm.model.int8 import Int8Linear, Int8RNNLM, quantize_int8
+from rnnlm.generation.sample import SamplingConfig, generate_ids
 
 VOCAB = 40
 

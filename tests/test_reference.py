@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from rnnlm.config import ModelConfig
-from rnnlm.model import RNNLM
-from rnnlm.reference import gru_step, gru_step_textbook, lm_forward, lstm_step, rnn_step, stack_forward
+from rnnlm.core.config import ModelConfig
+from rnnlm.model.network import RNNLM
+from rnnlm.model.reference import gru_step, gru_step_textbook, lm_forward, lstm_step, rnn_step, stack_forward
 
 TORCH_STACKS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from rnnlm import sample as sample_mod
-from rnnlm.config import ModelConfig
-from rnnlm.errors import InputError
-from rnnlm.model import RNNLM
-from rnnlm.sample import SamplingConfig, draw, generate_ids, generate_texts, next_ids, stream_text
-from rnnlm.tokenizer import CharTokenizer
+from rnnlm.generation import sample as sample_mod
+from rnnlm.core.config import ModelConfig
+from rnnlm.core.errors import InputError
+from rnnlm.model.network import RNNLM
+from rnnlm.generation.sample import SamplingConfig, draw, generate_ids, generate_texts, next_ids, stream_text
+from rnnlm.data.tokenizers.char import CharTokenizer
 
 TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer.\n"
 

@@ -1,7 +1,7 @@
 import pytest
 from torch import nn
 
-from rnnlm.summary import layer_table, recurrent_params, totals
+from rnnlm.model.params import layer_table, recurrent_params, totals
 
 
 def test_keras_simplernn_example():
@@ -27,9 +27,9 @@ def test_with_vocabulary_adds_embedding_and_output_rows():
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("layers, hidden, vocab, embed, tie", [(1, 7, 11, 5, False), (2, 12, 30, 12, True), (3, 9, 4, 6, False)])
 def test_closed_form_count_equals_the_module(cell, layers, hidden, vocab, embed, tie):
-    from rnnlm.config import ModelConfig
-    from rnnlm.model import RNNLM, num_parameters
-    from rnnlm.summary import model_params
+    from rnnlm.core.config import ModelConfig
+    from rnnlm.model.network import RNNLM, num_parameters
+    from rnnlm.model.params import model_params
 
     module = RNNLM(ModelConfig(cell=cell, num_layers=layers, hidden_size=hidden, vocab_size=vocab, embed_size=embed,
                                tie_weights=tie))

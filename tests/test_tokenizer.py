@@ -8,9 +8,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnlm.errors import InputError
-from rnnlm.subword import SentencePieceTokenizer
-from rnnlm.tokenizer import CharTokenizer, StreamDecoder, tokenizer_from_state
+from rnnlm.core.errors import InputError
+from rnnlm.data.tokenizers.subword import SentencePieceTokenizer
+from rnnlm.data.tokenizers.char import CharTokenizer, StreamDecoder
+from rnnlm.data.tokenizers import tokenizer_from_state
 
 SAMPLES = [
     "The quick brown fox jumps over the lazy dog.",

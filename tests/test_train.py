@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlm.checkpoint import load_checkpoint, prefixed
-from rnnlm.config import ModelConfig, TrainConfig
-from rnnlm.data import TBPTTBatches, split_ids
-from rnnlm.errors import Interrupted, RnnlmError
-from rnnlm.model import RNNLM
-from rnnlm.schedule import auto_dropout, lr_factor
-from rnnlm.trainer import Trainer
+from rnnlm.core.checkpoint import load_checkpoint, prefixed
+from rnnlm.core.config import ModelConfig, TrainConfig
+from rnnlm.data.splits import TBPTTBatches, split_ids
+from rnnlm.core.errors import Interrupted, RnnlmError
+from rnnlm.model.network import RNNLM
+from rnnlm.training.schedule import auto_dropout, lr_factor
+from rnnlm.training.trainer import Trainer
 
 IDS = (np.arange(5000) % 17).astype(np.uint8)
 CFG = TrainConfig(batch_size=4, bptt=8, max_time_s=None, max_steps=30, warmup_steps=2, eval_every_s=1000.0,
@@ -183,7 +183,7 @@ def test_steps_that_speed_up_after_the_last_refit_still_use_the_whole_budget(tmp
 
 def test_auto_validation_cadence_keeps_costly_validations_under_5_percent(tmp_path):
     """A validation costing 20 s in a 600 s budget: no validation at the first fit, then one every 400 s."""
-    from rnnlm.trainer import EVAL_SHARE, PROBE_IDS
+    from rnnlm.training.trainer import EVAL_SHARE, PROBE_IDS
 
     clock = FakeClock()
     cfg = CFG.replace(max_steps=None, max_time_s=600.0, calibrate_steps=10, eval_every_s=None)
@@ -256,7 +256,7 @@ def test_single_nan_step_recovers(tmp_path):
 
 def test_resume_on_another_number_of_ranks_restarts_the_streams(tmp_path):
     """A run saved on 2 ranks resumed on 1: its state must not be rank 0's stream state (other rows now)."""
-    from rnnlm.checkpoint import save_checkpoint
+    from rnnlm.core.checkpoint import save_checkpoint
 
     trainer, _ = _run(tmp_path, cfg=CFG.replace(max_steps=5))
     trainer.run()
@@ -270,7 +270,7 @@ def test_resume_on_another_number_of_ranks_restarts_the_streams(tmp_path):
 
 def test_carried_state_is_float32_and_a_bf16_state_is_cast_on_restore(tmp_path):
     """Autocast computes bf16 states; the carried (and saved) state stays float32, and an older bf16 one is cast."""
-    from rnnlm.checkpoint import save_checkpoint
+    from rnnlm.core.checkpoint import save_checkpoint
 
     trainer, _ = _run(tmp_path, cfg=CFG.replace(max_steps=3, precision="bf16"))
     trainer.autocast_dtype = torch.bfloat16
@@ -288,7 +288,7 @@ def test_carried_state_is_float32_and_a_bf16_state_is_cast_on_restore(tmp_path):
 @pytest.mark.parametrize("tie", [False, True])
 def test_sliced_decoding_gives_the_same_loss_and_gradients(tmp_path, monkeypatch, tie):
     """A big vocabulary's logits are made a slice at a time: the step must not change beyond float rounding."""
-    from rnnlm import trainer as trainer_mod
+    from rnnlm.training import trainer as trainer_mod
 
     def one_step(budget):
         monkeypatch.setattr(trainer_mod, "STEP_LOGITS_BUDGET", budget)

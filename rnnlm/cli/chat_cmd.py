@@ -1,4 +1,4 @@
-"""``rnnlm chat``: a prompt loop in the terminal (readline line editing and history) around :mod:`rnnlm.chat`."""
+"""``rnnlm chat``: a prompt loop in the terminal (readline line editing and history) around :mod:`rnnlm.generation.chat`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
-from . import cli
-from .options import force_option
+from rnnlm.core.errors import InputError
+from rnnlm.cli.app import cli
+from rnnlm.cli.options import device_option, force_option, sampling_options
 
 DEFAULT_HISTORY = "~/.rnnlm_history"
 
@@ -17,12 +17,9 @@ DEFAULT_HISTORY = "~/.rnnlm_history"
 @cli.command()
 @click.argument("checkpoint", required=False)
 @click.option("--latest", is_flag=True, help="With a run directory: use latest.safetensors, not best.")
-@click.option("--temperature", type=float, default=0.8, help="Softmax temperature; 0 = greedy (/temp changes it).")
-@click.option("--top-k", type=int, default=0, help="Sample only from the k most likely tokens (0 = off; /topk).")
-@click.option("--top-p", type=float, default=1.0, help="Nucleus sampling (1 = off; /topp).")
-@click.option("--length", type=int, default=300, help="Tokens per reply (characters for char models; /length).")
+@sampling_options(chat=True)
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed for the whole session: same lines ⇒ same replies (CPU).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run the model; auto takes CUDA when available.")
+@device_option()
 @click.option("--history", type=click.Path(dir_okay=False), default=DEFAULT_HISTORY,
               help="Where the typed lines are kept between sessions (up arrow recalls them); a file rnnlm marks as "
                    "its own, appended to, never cut.")
@@ -39,8 +36,8 @@ def chat(checkpoint, latest, temperature, top_k, top_p, length, seed, device, hi
     rnnlm chat                                  # the newest run under ./checkpoints
     rnnlm chat checkpoints/shakespeare-lstm-20261124-101500 --temperature 0.6
     """
-    from ..chat import ChatSession, History
-    from .generate_cmd import load_for_cli
+    from rnnlm.generation.chat import ChatSession, History
+    from rnnlm.cli.options import load_for_cli
 
     path = Path(history).expanduser()
     # Checked before the model loads; the default file of earlier versions (no mark) is adopted, lines kept.
@@ -88,7 +85,7 @@ def _readline(history) -> None:
 
     readline only holds the lines in memory: it never reads or writes the file
     (its own save truncates, and a file without rnnlm's mark is not ours);
-    :class:`rnnlm.chat.History` appends each typed line as it is entered.
+    :class:`rnnlm.generation.chat.History` appends each typed line as it is entered.
     """
     try:
         import readline

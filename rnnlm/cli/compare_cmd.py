@@ -9,8 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..config import CELLS, TOKENIZERS, TrainConfig
-from . import DROPOUT_HELP, SPLIT_TEXT, DropoutRate, cli, parse_duration, parse_split, print_result
+from rnnlm.core.config import CELLS, TOKENIZERS, TrainConfig
+from rnnlm.cli.app import DROPOUT_HELP, SPLIT_TEXT, DropoutRate, cli, parse_duration, parse_split, print_result
 
 
 def parse_budget(text: str) -> dict:
@@ -79,8 +79,8 @@ def compare(corpus, cells, layers, budget, match, params_target, hidden, embed, 
     rnnlm compare book.txt --cells lstm --layers 1 --tokenizers char,bpe --vocab-size 1000
     Re-running the same command skips configurations that already finished.
     """
-    from ..compare import run_comparison
-    from ..progress import TrainProgress
+    from rnnlm.experiments.compare import run_comparison
+    from rnnlm.cli.progress import TrainProgress
 
     paths = [Path(p) for p in corpus]
     out = Path(out) if out else Path("checkpoints") / f"compare-{paths[0].stem}"

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from . import cli
-from .options import force_option
-from .generate_cmd import load_for_cli
+from rnnlm.cli.app import cli
+from rnnlm.cli.options import force_option, load_for_cli
 
 RUN_FILES = ("best.safetensors", "latest.safetensors")
 
@@ -40,7 +39,7 @@ def export(checkpoint, latest, fmt, out, fp32, as_json, force) -> None:
     rnnlm export --out shakespeare.html
     rnnlm export checkpoints/run --fp32 --json
     """
-    from ..export import export_web
+    from rnnlm.generation.export import export_web
 
     lm = load_for_cli(checkpoint, latest)
     summary = export_web(lm, Path(out) if out else default_out(lm.path), fp32=fp32, force=force)

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
-from . import cli, given_flags, warn_ignored
+from rnnlm.core.errors import InputError
+from rnnlm.cli.app import cli, given_flags, warn_ignored
+from rnnlm.cli.options import SAMPLING_DEFAULTS, copy_summary, device_option, load_for_cli, sampling_options
+
 
 def read_prompt(path: Path) -> str:
     """A prompt file's text; not UTF-8 is bad input (exit 2) with the byte offset, like a bad corpus."""
@@ -22,32 +24,19 @@ def read_prompt(path: Path) -> str:
         raise InputError(f"cannot read --prompt-file {path}: {exc.strerror or exc}") from None
 
 
-def load_for_cli(checkpoint: str | None, latest: bool, device: str = "cpu"):
-    """Load a model, saying which run was picked when none was named."""
-    from ..lm import load
-
-    lm = load(checkpoint, latest=latest, device=device)
-    if checkpoint is None:
-        click.echo(f"using {lm.path}", err=True)
-    return lm
-
-
 @cli.command()
 @click.argument("checkpoint", required=False)
 @click.option("--latest", is_flag=True, help="With a run directory: use latest.safetensors, not best.")
 @click.option("--prompt", default="", help="Text to prime the hidden state with (echoed unless --no-echo).")
 @click.option("--prompt-file", type=click.Path(exists=True, dir_okay=False), default=None, help="Read the prompt from a file.")
-@click.option("--length", type=int, default=500, help="Tokens to generate (characters for char models).")
-@click.option("--temperature", type=float, default=0.8, help="Softmax temperature; 0 = greedy.")
-@click.option("--top-k", type=int, default=0, help="Sample only from the k most likely tokens (0 = off).")
-@click.option("--top-p", type=float, default=1.0, help="Nucleus sampling: smallest set with this much probability.")
-@click.option("--repetition-penalty", type=float, default=1.0, help="Penalise tokens already generated (>1 discourages repeats).")
+@sampling_options()
+@click.option("--repetition-penalty", type=float, default=SAMPLING_DEFAULTS.repetition_penalty, help="Penalise tokens already generated (>1 discourages repeats).")
 @click.option("--stop", default=None, help="Stop once this string has been generated.")
-@click.option("--num-samples", type=int, default=1, help="Samples drawn as one batch (printed whole, blank line between).")
+@click.option("--num-samples", type=int, default=SAMPLING_DEFAULTS.num_samples, help="Samples drawn as one batch (printed whole, blank line between).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed: same seed + same checkpoint ⇒ same text (CPU).")
 @click.option("--echo/--no-echo", default=True, help="Start the output with the prompt.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per sample (prompt, text, settings, chars/s).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run the model; auto takes CUDA when available (int8: CPU).")
+@device_option(note=" (int8: CPU)")
 @click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", help="int8: int8 weights on CPU (measured 1.6–5.3× the fp32 speed at batch 1 on an AMD EPYC, +0.0004 bpc on a 3-minute model; BENCHMARKS.md).")
 @click.option("--beam", type=click.IntRange(min=1), default=None, help="Beam search with N beams instead of sampling: deterministic, the most probable text per character it finds; --num-samples K ≤ N prints the K best.")
 @click.option("--check-copy", is_flag=True, help="After each sample, how much of it is verbatim training text: longest span, 20/40-character windows, copied lines.")
@@ -129,19 +118,10 @@ def flag_names(names: set[str]) -> str:
 def copy_checker(lm, head: int, corpus: tuple[str, ...]):
     """``text → CopyReport`` for printed samples: skips the first ``head`` characters (the echoed prompt), and
     shows the index build, when there is one, as progress lines on stderr."""
-    from ..progress import PhaseLines
+    from rnnlm.cli.progress import PhaseLines
 
     phases = PhaseLines()
     return lambda text: lm.copy_check(text[head:], corpus=corpus, progress=phases)
-
-
-def copy_summary(report) -> str:
-    """One line of copy figures (``rnnlm train`` prints it beside the final bpc)."""
-    windows = ", ".join(f"{w}-char windows {'–' if share is None else f'{100 * share:.1f}%'}"
-                        for w, share in report.windows.items())
-    where = f" at {report.longest_at}" if report.longest_at else ""
-    return (f"longest verbatim span {report.longest} chars{where}; {windows} found verbatim; "
-            f"{len(report.copied_lines)} of {report.lines_checked} lines copied")
 
 
 def format_copy(report) -> str:

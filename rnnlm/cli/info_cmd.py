@@ -7,9 +7,9 @@ import json
 import click
 from rich.table import Table
 
-from ..config import CELLS
-from . import cli, print_result
-from .generate_cmd import load_for_cli
+from rnnlm.core.config import CELLS
+from rnnlm.cli.app import cli, print_result
+from rnnlm.cli.options import device_option, load_for_cli
 
 
 @cli.command("eval")
@@ -20,7 +20,7 @@ from .generate_cmd import load_for_cli
 @click.option("--window", type=click.IntRange(min=1), default=None, help="Also score fresh-state windows of N tokens (nanoGPT's way).")
 @click.option("--full", is_flag=True, help="Score the whole validation split, not the fixed sample training validated on (big corpora).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to run the model; auto takes CUDA when available.")
+@device_option()
 @click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", help="Score the int8 model that generate --quantize int8 samples from (CPU).")
 def evaluate(checkpoint, file, latest, which, window, full, as_json, device, quantize) -> None:
     """Loss (nats), perplexity and bits per character of CHECKPOINT on FILE or on its own split.
@@ -30,7 +30,7 @@ def evaluate(checkpoint, file, latest, which, window, full, as_json, device, qua
     rnnlm eval checkpoints/run --full          # all of it, where training scored a fixed sample
     rnnlm eval checkpoints/run held-out.txt --json
     """
-    from ..progress import PhaseLines
+    from rnnlm.cli.progress import PhaseLines
 
     lm = load_for_cli(checkpoint, latest, "cpu" if quantize == "int8" and device == "auto" else device)
     if quantize == "int8":
@@ -77,7 +77,7 @@ def summary(checkpoint, cell, layers, hidden, input_size, latest) -> None:
     rnnlm summary checkpoints/run
     rnnlm summary --cell rnn --hidden 3 --input-size 10      # 42 textbook, 45 torch
     """
-    from ..summary import layer_table, render_rows, totals
+    from rnnlm.model.params import layer_table, render_rows, totals
 
     if cell is not None:
         if hidden is None or input_size is None:

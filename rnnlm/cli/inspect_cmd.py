@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from . import cli, print_result
-from .options import force_option
+from rnnlm.cli.app import cli, print_result
+from rnnlm.cli.options import device_option, force_option
 
 _UNIT = re.compile(r"\s*(?:L?(\d+)\s*[:u]\s*)?u?(\d+)\s*", re.IGNORECASE)
 
@@ -63,11 +63,11 @@ class StageLines:
 @click.option("--max-k", type=click.IntRange(min=1), default=256, help="Gradient reach: steps back to measure.")
 @click.option("--ngram/--no-ngram", default=True, help="The n-gram surprise track (needs the run's corpus).")
 @click.option("--npz", type=click.Path(dir_okay=False), default=None, help="Also save every array at full precision.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: rnnlm.inspect_report.INSPECT_SCHEMA).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: rnnlm.inspection.report.INSPECT_SCHEMA).")
 @click.option("--threads", type=click.IntRange(min=1), default=1,
               help="CPU threads. The recurrence steps one character at a time, where a second thread gained nothing "
                    "here and a core busy with other work made it up to 8× slower.")
-@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", help="Where to run the model.")
+@device_option(default="cpu", note=" (the default here is the CPU: one character at a time is a CPU's work)")
 @force_option
 def inspect_command(checkpoint, file, out, latest, length, start, warmup, features, units, threshold, max_k, ngram, npz,
                     as_json, threads, device, force) -> None:
@@ -85,9 +85,9 @@ def inspect_command(checkpoint, file, out, latest, length, start, warmup, featur
     rnnlm inspect checkpoints/run notes.txt --feature 'stage direction=\\[[^]]*\\]' --units L1u87
     rnnlm inspect --json --npz arrays.npz
     """
-    from ..device import set_threads
-    from ..inspection import inspect
-    from .generate_cmd import load_for_cli
+    from rnnlm.core.device import set_threads
+    from rnnlm.inspection.inspector import inspect
+    from rnnlm.cli.options import load_for_cli
 
     set_threads(threads)
     lm = load_for_cli(checkpoint, latest, device)
@@ -110,8 +110,8 @@ def inspect_command(checkpoint, file, out, latest, length, start, warmup, featur
 
 def _check_outputs(lm, file, out, npz, force: bool) -> None:
     """Refuse unusable --out / --npz paths before the minutes of work, not after (the writers check again)."""
-    from ..errors import InputError
-    from ..fileio import NPZ, PAGE, check_output
+    from rnnlm.core.errors import InputError
+    from rnnlm.core.fileio import NPZ, PAGE, check_output
 
     inputs = [lm.path, file, *(lm.meta.get("corpus") or {}).get("paths", [])]
     page = check_output(out, PAGE, inputs=inputs, force=force)
@@ -129,7 +129,7 @@ def render_summary(record: dict) -> None:
     """The top units per feature, the surprise figures and the gradient's reach, on stdout."""
     from rich.table import Table
 
-    from ..gradreach import describe_k
+    from rnnlm.inspection.gradreach import describe_k
 
     text = record["text"]
     table = Table(title=f"{Path(record['checkpoint']).parent.name}: {record['cell']} {record['layers']}×{record['hidden']} "

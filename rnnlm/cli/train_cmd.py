@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..config import CELLS, DEFAULT_MAX_TIME_S, PRECISIONS, TOKENIZERS, ModelConfig, TrainConfig
-from . import DROPOUT_HELP, SPLIT_TEXT, DropoutRate, Duration, cli, given_flags, parse_split, warn_ignored
-from .options import force_option
+from rnnlm.core.config import CELLS, DEFAULT_MAX_TIME_S, PRECISIONS, TOKENIZERS, ModelConfig, TrainConfig
+from rnnlm.cli.app import DROPOUT_HELP, SPLIT_TEXT, DropoutRate, Duration, cli, given_flags, parse_split, warn_ignored
+from rnnlm.cli.options import device_option, force_option
 
 _D = TrainConfig()
 _M = ModelConfig()
@@ -19,7 +19,7 @@ RESUME_APPLIES = {"corpus", "resume", "out", "threads", "max_time", "max_steps",
 INIT_FROM_KEEPS = {"cell", "layers", "hidden", "embed", "size", "tie", "tokenizer", "vocab_size", "min_char_count"}
 SHAPE_FLAGS = {"layers", "hidden", "embed"}
 SIZE_HELP = ("auto: the hidden size and layers the budget buys on this machine (probed within the budget, chosen from "
-             "the measured sweep; see README) [default unless --hidden/--layers/--embed is given]; or HIDDENxLAYERS, "
+             "the measured sweep; see docs/defaults.md) [default unless --hidden/--layers/--embed is given]; or HIDDENxLAYERS, "
              "e.g. 512x1, to reproduce a run.")
 
 
@@ -28,13 +28,13 @@ def check_size(value: str | None) -> str | None:
 
     So ``--resume --size banana`` is bad input (exit 2), like ``--resume
     --hidden banana``, and a well-formed ``--size 512x1`` on ``--resume`` is
-    only named as ignored (CONVENTIONS.md, "Flags given vs defaults": that rule
+    only named as ignored (docs/developer/rules.md, "Flags given vs defaults": that rule
     is about flags that cannot apply, not about values that mean nothing).
     """
     if value is None or value == "auto":
         return value
-    from ..autosize import Size
-    from ..errors import InputError
+    from rnnlm.training.autosize import Size
+    from rnnlm.core.errors import InputError
 
     try:
         Size.parse(value)
@@ -73,7 +73,7 @@ def check_size(value: str | None) -> str | None:
 @click.option("--min-char-count", type=click.IntRange(min=0), default=0, help="Characters seen fewer times map to <unk> (0 = keep all).")
 @click.option("--seed", type=click.IntRange(min=0), default=_D.seed, help="Random seed (weights, dropout).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: one per core].")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="auto takes CUDA when available.")
+@device_option(note=" (under torchrun, each rank its own)")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", help="auto: bf16 on GPUs and on CPUs with native bf16, else fp32.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory [default: checkpoints/<corpus>-<cell>-<time>/].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out (or the newest run for this corpus) from latest.safetensors.")
@@ -91,8 +91,8 @@ def train(ctx: click.Context, corpus, cell, layers, hidden, embed, size, dropout
     rnnlm train book.txt --tokenizer bpe --vocab-size 2000
     rnnlm train book.txt --resume --out checkpoints/book-lstm-20261124-101500
     """
-    from ..api import train as api_train
-    from ..progress import TrainProgress
+    from rnnlm.training.run import train as api_train
+    from rnnlm.cli.progress import TrainProgress
 
     budgets = {"max_time_s": max_time, "max_steps": max_steps, "epochs": epochs}
     given_budgets = {k: v for k, v in budgets.items() if v is not None}
@@ -128,7 +128,7 @@ def train(ctx: click.Context, corpus, cell, layers, hidden, embed, size, dropout
     if dry_run:
         print_choice(summary["size"])
         return
-    from ..device import dist_env
+    from rnnlm.core.device import dist_env
 
     if dist_env()[0] == 0:  # rank 0 only under torchrun
         print_copy_figures(Path(summary["out_dir"]))
@@ -141,10 +141,10 @@ def print_choice(choice: dict) -> None:
     """``--dry-run``'s report: the size, the reason, and each candidate's figures (stdout).
 
     A candidate's predicted bpc is shown only where the sweep measured that
-    size near this budget and corpus (rnnlm/autosize.py); the last column
+    size near this budget and corpus (rnnlm/training/autosize.py); the last column
     names those runs, or the nearest one when none is near.
     """
-    from ..autosize import count
+    from rnnlm.training.autosize import count
 
     click.echo(f"size {choice['size']} ({choice['mode']}): {choice['reason']}")
     if not choice.get("curve_bpc"):
@@ -173,11 +173,11 @@ def print_copy_figures(run_dir: Path) -> None:
     about 2 s) or an index already cached; otherwise the command that would
     check.  Nothing here can fail the finished run: a problem is one line.
     """
-    from ..copycheck import CHEAP_TRAIN_CHARS, CopyIndex, plan_for_run
-    from ..errors import RnnlmError
-    from ..lm import load
-    from ..progress import PhaseLines
-    from .generate_cmd import copy_summary
+    from rnnlm.generation.copycheck import CHEAP_TRAIN_CHARS, CopyIndex, plan_for_run
+    from rnnlm.core.errors import RnnlmError
+    from rnnlm.generation.language_model import load
+    from rnnlm.cli.progress import PhaseLines
+    from rnnlm.cli.options import copy_summary
 
     try:
         lm = load(run_dir)
@@ -204,7 +204,7 @@ def corpus(ctx: click.Context, out: str, wheel: str | None, force: bool) -> None
 
     Also writes OUT's .json (where the text came from) beside it.
     """
-    from ..datasets import build_shakespeare
+    from rnnlm.data.shakespeare import build_shakespeare
 
     if "out" not in given_flags(ctx):  # the default's folder is rnnlm's to create; a named file's must exist
         Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,3 @@
+"""Text in, ids out: reading and checking corpora, building the default corpus, splits, the validation scope and
+truncated-BPTT batches; ``tokenizers`` turns characters or subwords into ids.  Imports only ``core``.
+"""

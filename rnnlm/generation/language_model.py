@@ -1,0 +1,165 @@
+"""``rnnlm.load(path)``: a checkpoint alone becomes a usable language model.
+
+:class:`LanguageModel` is a :class:`rnnlm.model.loading.LoadedModel` (config,
+tokenizer and module, all from the checkpoint) that offers ``generate`` (sampling or beam search), ``stream``, ``evaluate`` and
+``copy_check``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+
+from rnnlm.core.errors import InputError
+from rnnlm.data.corpus import read_text
+from rnnlm.data.splits import encode_splits, scope_segments
+from rnnlm.data.tokenizers.char import describe_chars
+from rnnlm.evaluation.metrics import EvalResult, evaluate_ids, evaluate_scope
+from rnnlm.core.config import SamplingConfig
+from rnnlm.generation.sample import generate_texts, stream_text
+from rnnlm.model.loading import LoadedModel, load_parts
+from rnnlm.model.network import RNNLM
+
+_S = SamplingConfig()  # the sampling defaults' one home
+
+if TYPE_CHECKING:
+    from rnnlm.generation.beam import Hypothesis
+    from rnnlm.generation.copycheck import CopyReport
+
+
+class LanguageModel(LoadedModel):
+    """A trained model ready to sample and score text."""
+
+    def __init__(self, module: RNNLM, tokenizer, meta: dict[str, Any], path: Path) -> None:
+        super().__init__(module, tokenizer, meta, path)
+        self._copy_indexes: dict = {}  # copy_check's index per --corpus choice, opened once
+
+    def quantize_int8(self) -> LanguageModel:
+        """Swap in int8 weights for faster batch-1 sampling on CPU (see :mod:`rnnlm.model.int8`); returns self."""
+        from rnnlm.model.int8 import quantize_int8
+
+        self.module = quantize_int8(self.module)
+        return self
+
+    def _bos(self) -> int | None:
+        """The newline id primes an empty prompt (a fresh line is the most neutral start)."""
+        if self.tokenizer.kind == "char" and self.tokenizer.unknown_chars("\n"):
+            return None
+        return int(self.tokenizer.encode("\n")[0])
+
+    def _sampling(self, **kwargs: Any) -> SamplingConfig:
+        return SamplingConfig(**{k: v for k, v in kwargs.items() if v is not None})
+
+    def generate(self, prompt: str = "", length: int = _S.length, temperature: float = _S.temperature,
+                 top_k: int = _S.top_k, top_p: float = _S.top_p, seed: int | None = None, *,
+                 num_samples: int = _S.num_samples, repetition_penalty: float = _S.repetition_penalty,
+                 stop: str | None = None, echo: bool = True,
+                 beam: int | None = None) -> str | list[str]:
+        """Sample text continuing ``prompt``; a list when ``num_samples`` > 1 (sampled as one batch).
+
+        ``beam=N``: beam search instead (deterministic; the ``num_samples`` ≤ N
+        best of N beams), where the sampling settings must keep their defaults.
+        """
+        if beam is not None:
+            given = [name for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p),
+                                              ("repetition_penalty", repetition_penalty), ("seed", seed))
+                     if value != getattr(_S, name)]
+            if given:
+                raise InputError(f"{', '.join(given)} do not apply to beam search, which is deterministic")
+            best = self.beam_search(prompt, beam, length, num_results=num_samples, stop=stop)
+            texts = [(prompt if echo else "") + h.text for h in best]
+            return texts[0] if num_samples == 1 else texts
+        cfg = self._sampling(length=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                             num_samples=num_samples, repetition_penalty=repetition_penalty, stop=stop)
+        texts = generate_texts(self.module, self.tokenizer, prompt, cfg, echo=echo, bos_id=self._bos())
+        return texts[0] if num_samples == 1 else texts
+
+    def beam_search(self, prompt: str = "", beam: int = 4, length: int = _S.length, *, num_results: int = 1,
+                    stop: str | None = None) -> list[Hypothesis]:
+        """The ``num_results`` best continuations of ``prompt`` by beam search, with their scores
+        (:class:`rnnlm.generation.beam.Hypothesis`: text without the prompt, log-probability, per character)."""
+        from rnnlm.generation.beam import beam_search
+
+        return beam_search(self.module, self.tokenizer, prompt, beam=beam, length=length, num_results=num_results,
+                           stop=stop, bos_id=self._bos())
+
+    def copy_check(self, text: str, *, corpus: Sequence[str | Path] | None = None, progress=None) -> CopyReport:
+        """Copy figures (:class:`rnnlm.generation.copycheck.CopyReport`) of generated ``text`` against the training split.
+
+        Pass the generated text only, not the prompt.  The training text is the
+        run's corpus files (unchanged since training) or ``corpus`` when they
+        moved; its index is built on first use (``progress(phase, done, total)``
+        follows the build), cached beside the id cache and reused.
+        """
+        from rnnlm.generation.copycheck import CopyIndex, plan_for_run
+
+        key = tuple(str(p) for p in corpus or ())
+        if key not in self._copy_indexes:
+            self._copy_indexes[key] = CopyIndex.open(plan_for_run(self.meta, self.path, corpus), progress)
+        return self._copy_indexes[key].check(text)
+
+    def stream(self, prompt: str = "", length: int = _S.length, temperature: float = _S.temperature,
+               top_k: int = _S.top_k, top_p: float = _S.top_p, seed: int | None = None, *,
+               repetition_penalty: float = _S.repetition_penalty,
+               stop: str | None = None, echo: bool = True) -> Iterator[str]:
+        """Yield text chunks as they are generated (the prompt first, when echoed)."""
+        cfg = self._sampling(length=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                             repetition_penalty=repetition_penalty, stop=stop)
+        return stream_text(self.module, self.tokenizer, prompt, cfg, echo=echo, bos_id=self._bos())
+
+    def evaluate(self, text: str | None = None, *, file: str | Path | None = None, window: int | None = None) -> EvalResult:
+        """Score all of ``text`` or ``file`` (the hidden state streamed through it, or fresh ``window``s)."""
+        return evaluate_ids(self.module, self._encode(text, file), token_chars=self.tokenizer.char_lengths(),
+                            streams=self.train_config.eval_streams, window=window)
+
+    def _encode(self, text: str | None, file: str | Path | None):
+        """Ids of ``text`` or ``file``; characters outside the vocabulary map to ``<unk>`` (warned) or are an error."""
+        if file is not None:
+            text = read_text([Path(file)])
+        if text is None:
+            raise InputError("give a text or a file to evaluate")
+        unknown = self.tokenizer.unknown_chars(text) if self.tokenizer.kind == "char" else []
+        if unknown and self.tokenizer.unk_id is not None:
+            missing = set(unknown)
+            count = sum(1 for c in text if c in missing)
+            warnings.warn(f"{count:,} characters of the evaluated text ({len(unknown)} distinct) are not in the "
+                          f"vocabulary and map to <unk>: {describe_chars(unknown, 5)}", stacklevel=2)
+        return self.tokenizer.encode(text, unknown="unk" if unknown and self.tokenizer.unk_id is not None else "error")
+
+    def evaluate_split(self, split: str = "val", *, window: int | None = None, full: bool = False,
+                       progress=None) -> EvalResult:
+        """Score the run's own validation or test split, re-read from the corpus files it names.
+
+        The split is recomputed exactly as training made it (same tokenizer, same
+        fractions).  On ``val`` the default is the scope training validated on
+        (the header's ``val_scope``: the whole split, or a fixed sample of a big
+        one), so it equals the checkpoint's stored ``val_bpc``; ``full`` scores
+        the whole split.
+        """
+        index = {"train": 0, "val": 1, "test": 2}[split]
+        val_file = self.meta["split"].get("val_file")
+        if split == "val" and val_file:
+            ids = self._encode(None, val_file)
+        else:
+            paths = [Path(p) for p in self.meta["corpus"]["paths"]]
+            for path in paths:
+                if not path.exists():
+                    raise InputError(f"the run's corpus file {path} is gone; pass the text to evaluate as FILE")
+            _, splits, info = encode_splits(paths, self.train_config, self.tokenizer, None)
+            if info.to_dict()["sha256"] != self.meta["corpus"]["sha256"]:
+                raise InputError("the corpus files changed since training; pass the text to evaluate as FILE")
+            if index >= len(splits):
+                raise InputError(f"this run has no {split} split (its split was {self.train_config.split})")
+            ids = splits[index]
+        scope = self.meta.get("val_scope") if split == "val" and not full else None
+        return evaluate_scope(self.module, ids, scope_segments(ids, self.tokenizer, scope),
+                              token_chars=self.tokenizer.char_lengths(), streams=self.train_config.eval_streams,
+                              window=window, progress=progress)
+
+
+def load(path: str | Path | None = None, *, latest: bool = False, device: str = "auto") -> LanguageModel:
+    """Load a checkpoint file or run directory (→ best; ``latest`` → latest) onto ``device`` (auto: CUDA if any)."""
+    return LanguageModel(*load_parts(path, latest=latest, device=device))
