@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlm import corpus as corpus_mod
-from rnnlm.corpus import encode_char_corpus, read_text, scan_corpus
-from rnnlm.errors import InputError
-from rnnlm.tokenizer import CharTokenizer
+from rnnlm.data import corpus as corpus_mod
+from rnnlm.data.corpus import encode_char_corpus, read_text, scan_corpus
+from rnnlm.core.errors import InputError
+from rnnlm.data.tokenizers.char import CharTokenizer
 
 TEXT = "Hello, world!\n안녕하세요 🙂 café e\u0301\tend\r\n" * 7
 
@@ -190,3 +190,13 @@ def test_scan_cache_misses_on_changed_or_damaged_files(tmp_path):
     for cached in cache.glob("scan-*.npz"):
         cached.write_bytes(cached.read_bytes()[:30])
     assert scan_corpus([path], cache_dir=cache).num_chars == len(read_text([path]))
+
+
+def test_tinyshakespeare_scans_encodes_and_round_trips(tinyshakespeare, tmp_path):
+    """The real corpus (../shared, skipped without it): its size and alphabet, and ids that decode to its text."""
+    info = scan_corpus([tinyshakespeare])
+    assert info.num_chars == 1_115_394 and len(info.codepoints) == 65
+    tokenizer = CharTokenizer.from_counts(info.codepoints, info.counts)
+    ids = encode_char_corpus(info, tokenizer, tmp_path / "cache")
+    assert len(ids) == info.num_chars
+    assert tokenizer.decode(np.asarray(ids)) == tinyshakespeare.read_text(encoding="utf-8")

@@ -6,8 +6,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from rnnlm.checkpoint import load_checkpoint
+from rnnlm.core.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow  # torchrun with two CPU processes: `-m 'not slow'` leaves them out
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]

@@ -6,6 +6,8 @@ import pytest
 
 import rnnlm
 
+pytestmark = pytest.mark.slow  # every tokenizer × cell through the CLI: `-m 'not slow'` leaves them out
+
 ENGLISH = "The quick brown fox jumps over the lazy dog.\n\tTabs  and   spaces stay.\n"
 KOREAN = "동해 물과 백두산이 마르고 닳도록\n하느님이 보우하사 우리나라 만세.\n"
 EMOJI = "🙂 ok 🚀🚀 👩‍👩‍👧 family — e\u0301 ✨\n"

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from rnnlm.checkpoint import load_checkpoint
+from rnnlm.core.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow  # signals and SIGKILL against real training subprocesses: `-m 'not slow'` leaves them out
 
 TINY = ["--hidden", "32", "--embed", "8", "--bptt", "8", "--batch-size", "4", "--precision", "fp32", "--threads", "1"]
 
