@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from rnnlm.core.config import CELLS, TOKENIZERS, TrainConfig
+from rnnlm.core.config import CELLS, RUNS_ROOT, TOKENIZERS, TrainConfig
 from rnnlm.cli.app import DROPOUT_HELP, SPLIT_TEXT, DropoutRate, cli, parse_duration, parse_split, print_result
 
 
@@ -83,7 +83,7 @@ def compare(corpus, cells, layers, budget, match, params_target, hidden, embed, 
     from rnnlm.cli.progress import TrainProgress
 
     paths = [Path(p) for p in corpus]
-    out = Path(out) if out else Path("checkpoints") / f"compare-{paths[0].stem}"
+    out = Path(out) if out else RUNS_ROOT / f"compare-{paths[0].stem}"
     base = TrainConfig(split=split, precision=precision, vocab_size=vocab_size or 0, bptt=bptt, batch_size=batch_size)
     console = Console(stderr=True)
     results = run_comparison(

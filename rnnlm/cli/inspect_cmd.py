@@ -11,6 +11,7 @@ import click
 
 from rnnlm.cli.app import cli, print_result
 from rnnlm.cli.options import device_option, force_option
+from rnnlm.inspection.defaults import DEFAULT_LENGTH, DEFAULT_MAX_K, DEFAULT_THRESHOLD, DEFAULT_WARMUP
 
 _UNIT = re.compile(r"\s*(?:L?(\d+)\s*[:u]\s*)?u?(\d+)\s*", re.IGNORECASE)
 
@@ -50,17 +51,17 @@ class StageLines:
 @click.argument("file", required=False)
 @click.option("--out", type=click.Path(dir_okay=False), default="inspect.html", help="Where to write the page.")
 @click.option("--latest", is_flag=True, help="With a run directory: use latest.safetensors, not best.")
-@click.option("--length", type=click.IntRange(min=2), default=5000, help="Characters to inspect.")
+@click.option("--length", type=click.IntRange(min=2), default=DEFAULT_LENGTH, help="Characters to inspect.")
 @click.option("--start", type=click.IntRange(min=0), default=None,
               help="Offset of the first inspected character  [default: --warmup characters in, or less for a short text]")
-@click.option("--warmup", type=click.IntRange(min=0), default=1000, help="Characters before the text that warm the state.")
+@click.option("--warmup", type=click.IntRange(min=0), default=DEFAULT_WARMUP, help="Characters before the text that warm the state.")
 @click.option("--feature", "features", multiple=True, metavar="NAME=REGEX",
               help="Add a yes/no feature: characters inside a match of REGEX (repeatable).")
 @click.option("--units", callback=parse_units, default=None, metavar="all|LIST",
               help="Also store c and the gates of these units (L1u87, 1:87, or 87 for every layer), or of all.")
-@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.5,
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=DEFAULT_THRESHOLD,
               help="Held-out |score| a unit needs to be listed.")
-@click.option("--max-k", type=click.IntRange(min=1), default=256, help="Gradient reach: steps back to measure.")
+@click.option("--max-k", type=click.IntRange(min=1), default=DEFAULT_MAX_K, help="Gradient reach: steps back to measure.")
 @click.option("--ngram/--no-ngram", default=True, help="The n-gram surprise track (needs the run's corpus).")
 @click.option("--npz", type=click.Path(dir_okay=False), default=None, help="Also save every array at full precision.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: rnnlm.inspection.report.INSPECT_SCHEMA).")

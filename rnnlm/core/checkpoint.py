@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save_file as st_save_file
 
+from rnnlm.core.config import RUNS_ROOT
 from rnnlm.core.errors import InputError, RnnlmError
 from rnnlm.core.fileio import atomic_write_to
 
@@ -168,7 +169,7 @@ def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path
     module.load_state_dict(weights)
 
 
-def resolve_checkpoint(path: Path | None, latest: bool = False, root: Path = Path("checkpoints")) -> Path:
+def resolve_checkpoint(path: Path | None, latest: bool = False, root: Path = RUNS_ROOT) -> Path:
     """A checkpoint file from a file, a run directory (→ best, or latest), or the newest run under ``root``."""
     if path is None:
         runs = sorted(root.glob(f"*/latest{SUFFIX}"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []

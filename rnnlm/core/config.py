@@ -14,6 +14,7 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rnnlm.core.errors import InputError
@@ -21,6 +22,7 @@ from rnnlm.core.errors import InputError
 CELLS = ("rnn", "lstm", "gru")
 TOKENIZERS = ("char", "bpe", "unigram")
 PRECISIONS = ("auto", "fp32", "bf16")
+RUNS_ROOT = Path("checkpoints")  # where runs go by default, and where commands without a checkpoint look
 DEVICES = ("auto", "cpu", "cuda")  # --device everywhere: auto takes CUDA when torch sees a GPU
 CHAT_REPLY_LENGTH = 300  # chat's --length: a turn is shorter than a generated text
 # The budget when none is given (docs/developer/rules.md), and the default train,val,test fractions.
@@ -214,4 +216,4 @@ class SamplingConfig:
 
 
 __all__ = ["ModelConfig", "TrainConfig", "SamplingConfig", "CELLS", "TOKENIZERS", "PRECISIONS", "DEVICES",
-           "CHAT_REPLY_LENGTH", "DEFAULT_MAX_TIME_S", "DEFAULT_SPLIT"]
+           "CHAT_REPLY_LENGTH", "DEFAULT_MAX_TIME_S", "DEFAULT_SPLIT", "RUNS_ROOT"]

@@ -184,6 +184,16 @@ def _load_scan(path: Path, paths: list[Path], sizes: tuple[int, ...], hashes: li
     return CorpusInfo(_absolute(paths), sizes, tuple(hashes), num_chars, points.astype(np.uint32), counts)
 
 
+def same_corpus(recorded: dict, sha256: Sequence[str]) -> bool:
+    """Whether files hashed to ``sha256`` are the corpus a checkpoint's header records (its ``corpus`` entry).
+
+    The one test of "the corpus files changed since training" (resume, eval of
+    a split, the copy check and inspect's n-gram track ask it); each caller
+    says what to do about a change, since what helps differs.
+    """
+    return list(sha256) == list(recorded.get("sha256", []))
+
+
 def read_text(paths: Sequence[str | Path], chunk_bytes: int = CHUNK_BYTES) -> str:
     """The whole validated text (sentencepiece and evaluation files need it as one string)."""
     paths = [Path(p) for p in paths]

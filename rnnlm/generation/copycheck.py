@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlm.data.corpus import iter_text, scan_corpus
+from rnnlm.data.corpus import iter_text, same_corpus, scan_corpus
 from rnnlm.data.splits import split_ids
 from rnnlm.core.errors import InputError, RnnlmError
 from rnnlm.core.fileio import atomic_write, atomic_write_text
@@ -140,7 +140,7 @@ def plan_for_run(meta: dict, checkpoint: Path, corpus: Sequence[str | Path] | No
         names = ", ".join(missing or recorded.get("names", [])) or "its corpus"
         raise InputError(f"cannot find the training text ({names}); pass it with --corpus FILE")
     plan = plan_index(paths, fractions, cache_dir_for(checkpoint))
-    if list(plan.sha256) != list(recorded.get("sha256", plan.sha256)):
+    if "sha256" in recorded and not same_corpus(recorded, plan.sha256):
         raise InputError("the corpus files changed since training; pass the training text with --corpus FILE "
                          "(or the edited files, to check against them anyway)")
     return plan

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 
 from rnnlm.core.errors import InputError
-from rnnlm.data.corpus import read_text
+from rnnlm.data.corpus import read_text, same_corpus
 from rnnlm.data.splits import encode_splits, scope_segments
 from rnnlm.data.tokenizers.char import describe_chars
 from rnnlm.evaluation.metrics import EvalResult, evaluate_ids, evaluate_scope
@@ -149,7 +149,7 @@ class LanguageModel(LoadedModel):
                 if not path.exists():
                     raise InputError(f"the run's corpus file {path} is gone; pass the text to evaluate as FILE")
             _, splits, info = encode_splits(paths, self.train_config, self.tokenizer, None)
-            if info.to_dict()["sha256"] != self.meta["corpus"]["sha256"]:
+            if not same_corpus(self.meta["corpus"], info.sha256):
                 raise InputError("the corpus files changed since training; pass the text to evaluate as FILE")
             if index >= len(splits):
                 raise InputError(f"this run has no {split} split (its split was {self.train_config.split})")

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from rnnlm.inspection.features import Feature
+from rnnlm.inspection.defaults import DEFAULT_THRESHOLD
 
 MIN_SIDE = 20
-DEFAULT_THRESHOLD = 0.5
 PROBE_SCREEN = 256  # the probe sees the units that score best on the fitting half (sure-independence screening)
 PROBE_ALPHAS = (0.5, 0.2, 0.1, 0.05, 0.02, 0.01)  # fractions of the smallest penalty that zeroes every weight
 

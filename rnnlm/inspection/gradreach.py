@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from rnnlm.core.fileio import atomic_write
 from rnnlm.model.network import RNNLM
 from rnnlm.model.unroll import layer_weights, run_layer
+from rnnlm.inspection.defaults import DEFAULT_MAX_K
 
-DEFAULT_MAX_K = 256
 DEFAULT_WINDOWS = 32
 DEFAULT_WARMUP = 64
 

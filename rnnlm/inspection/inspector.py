@@ -25,20 +25,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnlm.data.corpus import iter_text, read_text
+from rnnlm.data.corpus import iter_text, read_text, same_corpus
 from rnnlm.core.errors import InputError
 from rnnlm.inspection.features import Feature, all_features, parse_feature
 from rnnlm.core.fileio import NPZ, NPZ_MARK, write_output
-from rnnlm.inspection.finder import DEFAULT_THRESHOLD, Column, FeatureResult, find_units
-from rnnlm.inspection.gradreach import DEFAULT_MAX_K, GradientReach, gradient_reach
+from rnnlm.inspection.defaults import DEFAULT_LENGTH, DEFAULT_MAX_K, DEFAULT_THRESHOLD, DEFAULT_WARMUP
+from rnnlm.inspection.finder import Column, FeatureResult, find_units
+from rnnlm.inspection.gradreach import GradientReach, gradient_reach
 from rnnlm.model.loading import LoadedModel, load_model
 from rnnlm.inspection.surprise import NGRAM_TRAIN_CHARS, char_layout, ngram_bits, spread_bits, token_surprise, wins_and_losses
 from rnnlm.data.tokenizers.char import describe_chars
 from rnnlm.model.unroll import SIGMOID_GATES, unroll, warm
 
 Progress = Callable[[str, int, int], None]
-DEFAULT_LENGTH = 5000
-DEFAULT_WARMUP = 1000
 
 
 @dataclass
@@ -136,7 +135,7 @@ def _corpus_text(lm: LoadedModel) -> tuple[str | None, str | None]:
         return None, f"the run's corpus files are not at hand ({', '.join(map(str, paths)) or 'none recorded'})"
     hashes: list[str] = []
     text = "".join(iter_text(paths, hashes=hashes))
-    if hashes != list(corpus.get("sha256", [])):
+    if not same_corpus(corpus, hashes):
         return None, "the run's corpus files changed since training"
     return text, None
 

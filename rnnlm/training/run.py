@@ -21,8 +21,8 @@ import torch.distributed as dist
 
 from rnnlm.training.autosize import Choice, Size, check_memory, size_for_budget, text_script
 from rnnlm.core.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
-from rnnlm.core.config import ModelConfig, TrainConfig
-from rnnlm.data.corpus import read_text
+from rnnlm.core.config import RUNS_ROOT, ModelConfig, TrainConfig
+from rnnlm.data.corpus import read_text, same_corpus
 from rnnlm.data.splits import TBPTTBatches, encode_splits, scope_segments, split_chars, unseen_in_training, val_scope
 from rnnlm.core.device import dist_env, resolve_autocast, resolve_device, set_cuda_matmul, set_threads
 from rnnlm.core.errors import InputError
@@ -37,11 +37,11 @@ from rnnlm.training.trainer import Trainer
 BUDGET_FIELDS = ("max_time_s", "max_steps", "epochs")
 
 
-def default_run_dir(corpus: Path, cell: str, root: Path = Path("checkpoints")) -> Path:
+def default_run_dir(corpus: Path, cell: str, root: Path = RUNS_ROOT) -> Path:
     return root / f"{corpus.stem}-{cell}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _newest_run(corpus: Path, root: Path = Path("checkpoints")) -> Path:
+def _newest_run(corpus: Path, root: Path = RUNS_ROOT) -> Path:
     runs = sorted(root.glob(f"{corpus.stem}-*/latest.safetensors"), key=lambda p: p.stat().st_mtime)
     if not runs:
         raise InputError(f"--resume: no run for {corpus.name} under {root}/; pass --out RUN_DIR")
@@ -175,7 +175,7 @@ def train(
         tokenizer, splits, info = encode_splits(paths, config, tokenizer, cache, rank=rank, share=share,
                                                 progress=_phase_events(callbacks) if rank == 0 else None,
                                                 val_text=val_text)
-        if resume_from is not None and resume_from[0]["corpus"]["sha256"] != info.to_dict()["sha256"]:
+        if resume_from is not None and not same_corpus(resume_from[0]["corpus"], info.sha256):
             raise InputError(f"the corpus differs from the one {out} was trained on; resume needs the same files")
         val_ids = splits[1]
         if val_text is not None:
