@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlm.core.config import ModelConfig, TrainConfig
+from rnnlm.core.config import CELLS, ModelConfig, TrainConfig
 from rnnlm.core.errors import InputError
 from rnnlm.core.fileio import atomic_write, atomic_write_text
 from rnnlm.model.params import model_params
@@ -46,7 +46,7 @@ RESULTS_SCHEMA: dict[str, Any] = {
                          "tokens_per_s", "chars_per_s", "steps", "best_val_bpc", "test_bpc", "test_perplexity",
                          "test_nats_per_token", "curve", "beats_ngram_min", "model_config", "train_config", "run_dir"],
             "properties": {
-                "name": {"type": "string"}, "cell": {"type": "string", "enum": ["rnn", "lstm", "gru"]},
+                "name": {"type": "string"}, "cell": {"type": "string", "enum": list(CELLS)},
                 "layers": {"type": "integer"}, "hidden": {"type": "integer"}, "params": {"type": "integer"},
                 "tokenizer": {"type": "string", "enum": ["char", "bpe", "unigram"]}, "vocab_size": {"type": "integer"},
                 "seed": {"type": "integer"}, "train_time_s": _NUM, "tokens_per_s": _NUM,

@@ -15,7 +15,6 @@ greedy decoding.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +23,7 @@ from torch import nn
 
 from rnnlm.core.device import model_device
 from rnnlm.core.errors import InputError
-from rnnlm.generation.sample import Tokenizer, prompt_tensor, without_onednn, encode_prompt
+from rnnlm.generation.sample import Tokenizer, encode_prompt, prompt_tensor, step_context
 
 
 @dataclass(frozen=True)
@@ -64,8 +63,7 @@ def beam_search(model: nn.Module, tokenizer: Tokenizer, prompt: str, *, beam: in
     lengths = tokenizer.char_lengths()
     char_len = torch.ones(model.config.vocab_size, device=device) if lengths is None else \
         torch.as_tensor(np.asarray(lengths), dtype=torch.float32, device=device)  # (V,)
-    onednn_lstm = device.type == "cpu" and isinstance(getattr(model, "rnn", None), nn.LSTM)
-    step_context = without_onednn if onednn_lstm else nullcontext
+    one_step = step_context(model, device)
     was_training = model.training
     model.eval()
     try:
@@ -91,7 +89,7 @@ def beam_search(model: nn.Module, tokenizer: Tokenizer, prompt: str, *, beam: in
                 if len(finished) >= beam or not len(seqs):
                     break
             if step + 1 < length:
-                with step_context():
+                with one_step():
                     logits, state = model(token[:, None], state)  # (B, 1, V)
                 logp = torch.log_softmax(logits[:, -1].float(), dim=-1)  # (B, V)
     finally:

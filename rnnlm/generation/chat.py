@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from torch import nn
 
 from rnnlm.core.errors import InputError
 from rnnlm.core.fileio import HISTORY, HISTORY_MARK, atomic_write, atomic_write_text, check_output
 from rnnlm.core.config import CHAT_REPLY_LENGTH, SamplingConfig
-from rnnlm.generation.sample import encode_prompt, next_ids, without_onednn
+from rnnlm.generation.sample import encode_prompt, next_ids, step_context
 from rnnlm.data.tokenizers.char import StreamDecoder
 
 COMMANDS = {
@@ -61,8 +60,7 @@ class ChatSession:
         self.lm = lm
         self.cfg = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, length=length, seed=seed).with_seed()
         self.generator = torch.Generator(device=lm.device).manual_seed(self.cfg.seed)
-        onednn_lstm = lm.device.type == "cpu" and isinstance(getattr(lm.module, "rnn", None), nn.LSTM)
-        self._step_context = without_onednn if onednn_lstm else nullcontext
+        self._step_context = step_context(lm.module, lm.device)
         self.reset()
 
     def reset(self) -> None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Protocol
 
 import numpy as np
@@ -131,6 +131,16 @@ def without_onednn() -> Iterator[None]:
         torch.backends.mkldnn.enabled = previous
 
 
+def step_context(model: nn.Module, device: torch.device) -> Callable[[], AbstractContextManager]:
+    """What to wrap each one-token step in: :func:`without_onednn` for an LSTM on the CPU, else nothing.
+
+    The one place that decides it (sampling, beam search and the chat session all step one token at a time);
+    ``nullcontext`` costs nothing per step.
+    """
+    onednn_lstm = device.type == "cpu" and isinstance(getattr(model, "rnn", None), nn.LSTM)
+    return without_onednn if onednn_lstm else nullcontext
+
+
 @torch.inference_mode()
 def _generate(model: nn.Module, prompt: torch.Tensor, cfg: SamplingConfig,
               generator: torch.Generator) -> Iterator[torch.Tensor]:
@@ -143,15 +153,14 @@ def _generate(model: nn.Module, prompt: torch.Tensor, cfg: SamplingConfig,
         seen = None
         if cfg.repetition_penalty != 1.0:
             seen = torch.zeros(logits.shape, dtype=torch.bool, device=prompt.device)  # (B, V)
-        onednn_lstm = prompt.device.type == "cpu" and isinstance(getattr(model, "rnn", None), nn.LSTM)
-        step_context = without_onednn if onednn_lstm else nullcontext  # nullcontext: no per-step cost
+        one_step = step_context(model, prompt.device)
         for step in range(cfg.length):
             nxt = next_ids(logits, cfg, generator, seen)  # (B,)
             if seen is not None:
                 seen.scatter_(1, nxt.unsqueeze(1), True)
             yield nxt
             if step + 1 < cfg.length:
-                with step_context():
+                with one_step():
                     logits, state = model(nxt.unsqueeze(1), state)  # (B, 1, V)
                 logits = logits[:, -1]  # (B, V)
     finally:
@@ -241,4 +250,4 @@ def generate_texts(model: nn.Module, tokenizer: Tokenizer, prompt: str, cfg: Sam
 
 
 __all__ = ["SamplingConfig", "Tokenizer", "next_ids", "draw", "generate_ids", "stream_text", "generate_texts",
-           "prompt_tensor", "without_onednn", "encode_prompt"]
+           "prompt_tensor", "without_onednn", "step_context", "encode_prompt"]

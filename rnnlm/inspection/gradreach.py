@@ -105,7 +105,7 @@ def _norms(module: RNNLM, rows: torch.Tensor, warmup: int, max_k: int) -> np.nda
         per_layer = []
         for layer in range(module.config.num_layers):
             h0 = state[0][layer].detach().requires_grad_(True)
-            c0 = state[1][layer].detach() if cell == "lstm" else None
+            c0 = state[1][layer].detach() if len(state) > 1 else None  # an LSTM carries (h, c)
             hs, _, _ = run_layer(cell, x, layer_weights(module, layer), h0, c0)
             per_layer.append(hs)
             x = torch.stack(hs, dim=1)  # (W, K+1, H)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rnnlm.core.config import CELLS
 from rnnlm.inspection.finder import MIN_SIDE
 
 _NUM = {"type": "number"}
@@ -22,7 +23,7 @@ INSPECT_SCHEMA: dict[str, Any] = {
     "required": ["checkpoint", "cell", "layers", "hidden", "tokenizer", "text", "bpc", "ngram", "ngram_note", "wins",
                  "threshold", "min_side", "features", "saturation", "gradient_reach", "elapsed_s", "page", "npz"],
     "properties": {
-        "checkpoint": {"type": "string"}, "cell": {"type": "string", "enum": ["rnn", "lstm", "gru"]},
+        "checkpoint": {"type": "string"}, "cell": {"type": "string", "enum": list(CELLS)},
         "layers": {"type": "integer"}, "hidden": {"type": "integer"},
         "tokenizer": {"type": "string", "enum": ["char", "bpe", "unigram"]},
         "text": {"type": "object", "required": ["source", "start", "chars", "tokens", "warmup_chars"],

@@ -17,10 +17,10 @@ from torch import nn
 
 from rnnlm.core.config import ModelConfig
 from rnnlm.core.device import cell_autocasts
+from rnnlm.model.cells import REGISTRY
 
 State = tuple[torch.Tensor, ...]
 
-_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 AUTO_DROPOUT_START = 0.1  # auto dropout before the trainer knows the budget (the first few dozen steps)
 
 
@@ -33,14 +33,14 @@ class RNNLM(nn.Module):
         # The rate in use: the config's, or (auto) a start value the trainer replaces once the budget is known.
         self.dropout = config.dropout if config.dropout is not None else AUTO_DROPOUT_START
         self.embedding = nn.Embedding(config.vocab_size, config.embed_size)
-        kwargs = {"nonlinearity": "tanh"} if config.cell == "rnn" else {}
-        self.rnn = _CELLS[config.cell](
+        cell = REGISTRY[config.cell]
+        self.rnn = getattr(nn, cell.torch_module)(
             config.embed_size,
             config.hidden_size,
             num_layers=config.num_layers,
             dropout=self.dropout if config.num_layers > 1 else 0.0,
             batch_first=True,
-            **kwargs,
+            **cell.torch_kwargs,
         )
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
         if config.tie_weights:
@@ -71,7 +71,7 @@ class RNNLM(nn.Module):
         slices without holding every position's logits at once.
         """
         x = locked_dropout(self.embedding(ids), self.dropout, self.training)  # (B, T, E)
-        rnn_state = state if self.config.cell == "lstm" else state[0]
+        rnn_state = state if len(state) > 1 else state[0]  # torch takes (h, c) as a tuple, a lone h bare
         if torch.is_autocast_enabled(x.device.type) and not cell_autocasts(x.device):
             # The precision policy (device.cell_autocasts): on CUDA, and on CPUs whose oneDNN has no bf16 RNN,
             # the cell runs outside autocast in fp32 while the decoder, where most of a large vocabulary's
@@ -104,7 +104,7 @@ def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 def zero_state(config: ModelConfig, batch_size: int, device: torch.device | str) -> State:
     """``(h,)`` or, for LSTM, ``(h, c)``: each (num_layers, B, hidden) zeros."""
     shape = (config.num_layers, batch_size, config.hidden_size)
-    return tuple(torch.zeros(shape, device=device) for _ in range(2 if config.cell == "lstm" else 1))
+    return tuple(torch.zeros(shape, device=device) for _ in REGISTRY[config.cell].state)
 
 
 def detach_state(state: State) -> State:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-NAMES = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+from rnnlm.model.cells import REGISTRY
+
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class LayerRow:
 
 def recurrent_params(cell: str, hidden: int, inputs: int) -> tuple[int, int]:
     """(textbook, torch) parameters of one recurrent layer."""
-    gates = GATES[cell]
+    gates = REGISTRY[cell].gates
     weights = gates * hidden * (hidden + inputs)
     return weights + gates * hidden, weights + 2 * gates * hidden
 
@@ -36,7 +36,7 @@ def layer_table(cell: str, num_layers: int, hidden_size: int, input_size: int,
         rows.append(LayerRow("Embedding", f"(None, T, {embed_size})", vocab_size * embed_size, vocab_size * embed_size))
     for k in range(num_layers):
         textbook, torch_count = recurrent_params(cell, hidden_size, input_size if k == 0 else hidden_size)
-        rows.append(LayerRow(f"{NAMES[cell]} {k + 1}", f"(None, T, {hidden_size})", textbook, torch_count))
+        rows.append(LayerRow(f"{REGISTRY[cell].display} {k + 1}", f"(None, T, {hidden_size})", textbook, torch_count))
     if vocab_size is not None:
         linear = hidden_size * vocab_size + vocab_size
         rows.append(LayerRow("Linear", f"(None, T, {vocab_size})", linear, linear))

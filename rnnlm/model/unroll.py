@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 import torch
 
+from rnnlm.model.cells import REGISTRY
 from rnnlm.model.network import RNNLM, State
 
 # The per-step signals of each cell, in display order.  ``c`` is stored as tanh(c): bounded like h, and the
 # LSTM computes exactly that before the output gate (a monotone map, so rank-based scores do not change).
-SIGNALS = {"rnn": ("h",), "lstm": ("h", "c", "i", "f", "g", "o"), "gru": ("h", "r", "z", "n")}
+SIGNALS = {name: cell.signals for name, cell in REGISTRY.items()}
 # Sigmoid gates, whose saturation (below 0.1 / above 0.9) the 2015 paper plotted.
-SIGMOID_GATES = {"rnn": (), "lstm": ("i", "f", "o"), "gru": ("r", "z")}
+SIGMOID_GATES = {name: cell.sigmoid_gates for name, cell in REGISTRY.items()}
 # Value range of each signal: tanh-shaped ones in [-1, 1], sigmoid gates in [0, 1].
 SIGNAL_RANGE = {"h": (-1.0, 1.0), "c": (-1.0, 1.0), "g": (-1.0, 1.0), "n": (-1.0, 1.0),
                 "i": (0.0, 1.0), "f": (0.0, 1.0), "o": (0.0, 1.0), "r": (0.0, 1.0), "z": (0.0, 1.0)}

@@ -49,7 +49,8 @@ from typing import Any
 import torch
 
 from rnnlm.core.errors import InputError
-from rnnlm.model.params import GATES, model_params
+from rnnlm.model.cells import REGISTRY
+from rnnlm.model.params import model_params
 from rnnlm.training.trainer import STEP_LOGITS_BUDGET
 
 GRID_HIDDEN = (256, 384, 512, 768, 1024)
@@ -131,7 +132,7 @@ def memory_parts(size: Size, cell: str, vocab: int, embed: int, batch: int, bptt
     logits = positions * vocab
     if logits > STEP_LOGITS_BUDGET:
         logits = batch * vocab * max(1, STEP_LOGITS_BUDGET // (batch * vocab))
-    per_position = ACTIVATION_BYTES * size.layers * size.hidden * (GATES[cell] + 2) + EMBED_BYTES * embed
+    per_position = ACTIVATION_BYTES * size.layers * size.hidden * (REGISTRY[cell].gates + 2) + EMBED_BYTES * embed
     return params * BYTES_PER_PARAM, positions * per_position + LOGIT_BYTES * logits
 
 
