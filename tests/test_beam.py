@@ -29,17 +29,16 @@ BIGRAM = {
 }
 
 
-def bigram_model() -> tuple[RNNLM, CharTokenizer, torch.Tensor]:
-    """A SimpleRNN whose hidden state is (almost exactly) the one-hot current character and whose output
-    layer holds the log-probabilities above: a bigram model written as an RNNLM."""
-    tok = CharTokenizer(CHARS)
-    v = len(CHARS)
+def bigram_net(v: int, table: dict[int, dict[int, float]]) -> tuple[RNNLM, torch.Tensor]:
+    """A SimpleRNN whose hidden state is (almost exactly) the one-hot current id and whose output layer holds the
+    log-probabilities of ``table`` (next-id probabilities per current id; an empty row is uniform): a bigram model
+    written as an RNNLM, and its (V, V) log-probabilities (row = current id)."""
     probs = torch.full((v, v), 1e-6)
-    for prev, row in BIGRAM.items():
+    for prev, row in table.items():
         for nxt, p in row.items():
-            probs[CHARS.index(prev), CHARS.index(nxt)] = p
+            probs[prev, nxt] = p
         if not row:
-            probs[CHARS.index(prev)] = 1.0
+            probs[prev] = 1.0
     logp = (probs / probs.sum(1, keepdim=True)).log()  # (V, V): row = current character
     net = RNNLM(ModelConfig(cell="rnn", vocab_size=v, embed_size=v, hidden_size=v, dropout=0.0))
     with torch.no_grad():
@@ -50,7 +49,15 @@ def bigram_model() -> tuple[RNNLM, CharTokenizer, torch.Tensor]:
         net.rnn.bias_hh_l0.zero_()
         net.decoder.weight.copy_(logp.T)
         net.decoder.bias.zero_()
-    return net.eval(), tok, logp
+    return net.eval(), logp
+
+
+def bigram_model() -> tuple[RNNLM, CharTokenizer, torch.Tensor]:
+    """:func:`bigram_net` over the characters and probabilities of ``BIGRAM``."""
+    tok = CharTokenizer(CHARS)
+    table = {CHARS.index(prev): {CHARS.index(nxt): p for nxt, p in row.items()} for prev, row in BIGRAM.items()}
+    net, logp = bigram_net(len(CHARS), table)
+    return net, tok, logp
 
 
 def test_beam_finds_the_most_probable_continuation_that_greedy_misses():

@@ -772,27 +772,10 @@ def test_a_hypothesis_is_cut_right_after_the_first_stop_even_at_its_first_charac
 
 
 def _bigram_net(v: int, table: dict[int, dict[int, float]]):
-    """A SimpleRNN that is a bigram model (as tests/test_beam.py builds it): next-id probabilities per current id."""
-    import torch
+    """tests/test_beam.py's bigram model as an RNNLM: next-id probabilities per current id."""
+    from test_beam import bigram_net  # tests/ is on the path (conftest.py)
 
-    from rnnlm.core.config import ModelConfig
-    from rnnlm.model.network import RNNLM
-
-    probs = torch.full((v, v), 1e-6)
-    for prev, row in table.items():
-        for nxt, p in row.items():
-            probs[prev, nxt] = p
-    logp = (probs / probs.sum(1, keepdim=True)).log()
-    net = RNNLM(ModelConfig(cell="rnn", vocab_size=v, embed_size=v, hidden_size=v, dropout=0.0))
-    with torch.no_grad():
-        net.embedding.weight.copy_(torch.eye(v) * 20)
-        net.rnn.weight_ih_l0.copy_(torch.eye(v))
-        net.rnn.weight_hh_l0.zero_()
-        net.rnn.bias_ih_l0.zero_()
-        net.rnn.bias_hh_l0.zero_()
-        net.decoder.weight.copy_(logp.T)
-        net.decoder.bias.zero_()
-    return net.eval()
+    return bigram_net(v, table)[0]
 
 
 def test_beam_search_refuses_bad_sizes_by_name():
