@@ -113,8 +113,9 @@ def _check_outputs(lm, file, out, npz, force: bool) -> None:
     """Refuse unusable --out / --npz paths before the minutes of work, not after (the writers check again)."""
     from rnnlm.core.errors import InputError
     from rnnlm.core.fileio import NPZ, PAGE, check_output
+    from rnnlm.inspection.inspector import read_files
 
-    inputs = [lm.path, file, *(lm.meta.get("corpus") or {}).get("paths", [])]
+    inputs = read_files(lm, file)  # what the inspection will read: the writers refuse the same files
     page = check_output(out, PAGE, inputs=inputs, force=force)
     if npz:
         arrays = check_output(npz, NPZ, inputs=inputs, force=force, flag="--npz")

@@ -145,7 +145,7 @@ def _split_bounds(lm: LoadedModel, n: int) -> np.ndarray:
     return np.floor(np.cumsum((0.0,) + tuple(lm.train_config.split)) * n).astype(np.int64)
 
 
-def _read_files(lm: LoadedModel, file) -> tuple[str, ...]:
+def read_files(lm: LoadedModel, file) -> tuple[str, ...]:
     """The checkpoint, FILE and the run's corpus and validation files: what an inspection may read."""
     split, corpus = lm.meta.get("split") or {}, lm.meta.get("corpus") or {}
     named = [lm.path, file, split.get("val_file"), *corpus.get("paths", [])]
@@ -261,7 +261,7 @@ def inspect(checkpoint: str | Path | LoadedModel | None = None, file: str | Path
         tokenizer=lm.tokenizer.kind, text=body, source=label, start=start, warmup_chars=len(before), ids=ids,
         token_of_char=token_of_char, signals=signals, token_bits=token_bits, top_ids=top_ids, top_probs=top_probs,
         vocabulary=_vocabulary(lm), bits=bits, features=feats, found=found, threshold=threshold,
-        saturation=saturation, reach=None, read_files=_read_files(lm, file))
+        saturation=saturation, reach=None, read_files=read_files(lm, file))
     if ngram and train_text:
         report("n-gram baseline", 0, 1)
         result.ngram_bits, result.ngram_name = ngram_bits(train_text, before, body)
