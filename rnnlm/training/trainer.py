@@ -33,6 +33,7 @@ from rnnlm.core.device import autocast_context
 from rnnlm.evaluation.metrics import EvalResult, evaluate_scope
 from rnnlm.model.network import RNNLM, State, detach_state, num_parameters
 from rnnlm.training.events import Callback, Event
+from rnnlm.training.pacing import LogWindow, StepRate, TrainingClock
 from rnnlm.training.schedule import StopFlag, auto_dropout, cosine_progress, effective_warmup, lr_factor
 from rnnlm.training.state import TrainState, build_checkpoint, restore_training
 
@@ -183,7 +184,9 @@ class Trainer:
             callback(event)
 
     def _elapsed(self) -> float:
-        return self.state.elapsed_s + (self.clock() - self._t0 if hasattr(self, "_t0") else 0.0)
+        """Seconds of the whole run (earlier runs of a resumed one included), pauses too: what a time budget counts."""
+        running = getattr(self, "_run_clock", None)
+        return self.state.elapsed_s + (self.clock() - running.started if running is not None else 0.0)
 
     def validate(self, probe: bool = False) -> EvalResult:
         """Score the validation scope; ``probe`` scores only its first ``PROBE_IDS`` ids (to time it)."""
@@ -393,88 +396,58 @@ class Trainer:
         return val
 
     def run(self) -> dict[str, Any]:
-        """Train until a budget, early stopping or a signal ends the run; returns a summary."""
+        """Train until a budget, early stopping or a signal ends the run; returns a summary.
+
+        Each turn asks what is due (stop, refit the time budget, validate,
+        save), does it as a pause of the training clock, trains one window, and
+        reports.  A time budget is fitted first after ``calibrate_steps``
+        measured steps (:meth:`_first_fit`), then refitted at each validation.
+        """
         cfg, st = self.config, self.state
-        self._t0 = self.clock()
-        timed = cfg.max_time_s is not None
-        last_log = last_eval = last_save = self._t0
-        window_loss, window_steps, window_chars, window_tokens, window_t = None, 0, st.chars_seen, st.tokens_seen, self._t0
-        mark: tuple[int, float, float] | None = None  # (step, clock, pause_s) where step timing began
-        pause_s = 0.0  # validation and saving since the run started: not step time
-
-        def step_time(now: float) -> float:
-            """Seconds per training step since ``mark``, validation and saving left out."""
-            return (now - mark[1] - (pause_s - mark[2])) / (st.step - mark[0])
-
-        steps_this_run = 0
-        stop_reason = "budget"
+        self._run_clock = clock = TrainingClock(self.clock)
+        rate, window = StepRate(), LogWindow(st.chars_seen, st.tokens_seen, 0.0, clock.started)
+        last_eval = last_save = clock.started
+        steps_this_run, stop_reason = 0, "budget"
         self.model.train()
         self.emit("start", resumed=st.step > 0, params=num_parameters(self.model))
         with StopFlag() as self._flag:
             while True:
-                now = self.clock()
+                now = clock.now()
                 stop, do_eval, do_save, spent = self._agree(
                     self._over_budget(), steps_this_run > 0 and now - last_eval >= self.eval_interval(),
                     now - last_save >= cfg.save_every_s, self._plan_spent())
                 if stop:
                     break
-                if spent and mark is not None and st.step > mark[0]:
-                    self._calibrate(step_time(now), self.eval_cost_s)
-                    mark = (st.step, now, pause_s)
+                if (spent or (do_eval and st.time_fitted)) and rate.steps_since(st.step) > 0:
+                    self._calibrate(rate.seconds_per_step(st.step, clock.training_s(now)), self.eval_cost_s)
+                    rate.start(st.step, clock.training_s(now))
                 if do_eval:
-                    if st.time_fitted and mark is not None and st.step > mark[0]:
-                        self._calibrate(step_time(now), self.eval_cost_s)
-                        mark = (st.step, now, pause_s)
-                    self._evaluate_and_save()
-                    last_eval = self.clock()
-                    window_t += last_eval - now  # chars/s measures training, not validation
-                    pause_s += last_eval - now
+                    with clock.pause():
+                        self._evaluate_and_save()
+                    last_eval = clock.now()
                     if cfg.patience and st.evals_since_best >= cfg.patience:
                         stop_reason = "early stopping"
                         break
                 if do_save:
-                    start = self.clock()
-                    self.save("latest.safetensors")
-                    self._rotate()
-                    last_save = self.clock()
-                    pause_s += last_save - start
-                loss = self.train_step()
-                if loss is not None:
-                    window_loss = loss if window_loss is None else window_loss + loss
-                    window_steps += 1
-                now = self.clock()
+                    with clock.pause():
+                        self.save("latest.safetensors")
+                        self._rotate()
+                    last_save = clock.now()
+                window.add(self.train_step())
                 steps_this_run += 1
-                if timed:
-                    if mark is None and steps_this_run >= self._calibrate_skip():
-                        mark = (st.step, now, pause_s)
-                    elif mark is not None and not st.time_fitted and st.step - mark[0] >= cfg.calibrate_steps:
-                        seconds = step_time(now)
-                        estimate = self._probe_eval_cost()
-                        costly = cfg.eval_every_s is None and estimate > CHEAP_FIRST_EVAL * cfg.max_time_s
-                        if self._agree(costly)[0]:  # a big vocabulary's validation would eat the short budget
-                            self.eval_cost_s = estimate
-                        else:
-                            self._evaluate_and_save()
-                        last_eval = self.clock()
-                        self._calibrate(seconds, self.eval_cost_s)
-                        window_t += last_eval - now
-                        pause_s += last_eval - now
-                        mark = (st.step, last_eval, pause_s)
-                        now = last_eval
-                if now - last_log >= cfg.log_every_s and window_steps:
-                    mean = float(window_loss) / window_steps  # nats per token
-                    chars, tokens = st.chars_seen - window_chars, st.tokens_seen - window_tokens
-                    self.emit(
-                        "log", loss=mean, bpc=mean * tokens / max(chars, 1) / math.log(2), lr=st.lr,
-                        dropout=self.model.dropout, chars_per_s=chars / (now - window_t),
-                        tokens_per_s=tokens / (now - window_t),
-                    )
-                    window_loss, window_steps, window_t, last_log = None, 0, now, now
-                    window_chars, window_tokens = st.chars_seen, st.tokens_seen
+                if cfg.max_time_s is not None and rate.mark is None and steps_this_run >= self._calibrate_skip():
+                    rate.start(st.step, clock.training_s())  # a resumed, fitted run measures for its refits too
+                elif cfg.max_time_s is not None and not st.time_fitted and rate.steps_since(st.step) >= cfg.calibrate_steps:
+                    self._first_fit(rate, clock)
+                    last_eval = clock.now()
+                now = clock.now()
+                if window.due(now, cfg.log_every_s):
+                    figures = window.flush(st.chars_seen, st.tokens_seen, clock.training_s(now), now)
+                    self.emit("log", **figures, lr=st.lr, dropout=self.model.dropout)
             signum = self._flag.signum
-        train_s = self.clock() - self._t0 - pause_s  # seconds in training steps this run
+        train_s = clock.training_s()
         st.elapsed_s = self._elapsed()
-        del self._t0
+        del self._run_clock
         if signum is not None:
             stop_reason = "interrupted"
         val = self._evaluate_and_save(final=True)
@@ -490,6 +463,26 @@ class Trainer:
             raise Interrupted(f"interrupted at step {st.step}; saved {self.out_dir / 'latest.safetensors'}; "
                               f"continue with: rnnlm train ... --resume --out {self.out_dir}", code)
         return summary
+
+    def _first_fit(self, rate: StepRate, clock: TrainingClock) -> None:
+        """The time budget's first fit, from the measured steps and the first validation's cost.
+
+        That validation runs now (and may save the best checkpoint) unless a
+        probe says it would take over ``CHEAP_FIRST_EVAL`` of the budget (a big
+        vocabulary's validation would eat a short run): then the probe's
+        estimate stands in for its cost and the first real one waits for the
+        cadence.
+        """
+        seconds = rate.seconds_per_step(self.state.step, clock.training_s())
+        with clock.pause():
+            estimate = self._probe_eval_cost()
+            costly = self.config.eval_every_s is None and estimate > CHEAP_FIRST_EVAL * self.config.max_time_s
+            if self._agree(costly)[0]:
+                self.eval_cost_s = estimate
+            else:
+                self._evaluate_and_save()
+        self._calibrate(seconds, self.eval_cost_s)
+        rate.start(self.state.step, clock.training_s())
 
     def _rotate(self) -> None:
         """Keep ``step-N`` snapshots of the latest checkpoint, at most ``keep`` of them."""
