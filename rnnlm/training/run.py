@@ -12,6 +12,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,64 @@ def _distributed(device_name: str) -> Iterator[tuple[int, int, torch.device]]:
             dist.destroy_process_group()
 
 
+@dataclass(frozen=True)
+class _Start:
+    """Where a run starts: its configs, and for a resume or a fine-tune the checkpoint it continues from.
+
+    The model config here holds the cell, embedding, dropout and tying; its
+    vocabulary comes from the data and its size from ``choice`` (or, with
+    ``size == "auto"``, from the budget), set once in :func:`train`.
+    """
+
+    model: ModelConfig
+    config: TrainConfig
+    size: str                           # "auto", or "fixed": ``choice`` holds the size
+    choice: dict[str, Any] | None
+    out: Path | None
+    meta: dict[str, Any] | None = None  # the checkpoint's header and tensors (resume, init_from)
+    tensors: dict[str, Any] | None = None
+    source: Path | None = None
+    tokenizer: Any = None
+    val_file: str | None = None         # a resumed run's own --val-file
+
+
+def _starting_point(paths: list[Path], model: ModelConfig | dict[str, Any] | None, config: TrainConfig,
+                    size: str | None, out: str | Path | None, resume: bool, init_from: str | Path | None,
+                    overrides: dict[str, Any] | None) -> _Start:
+    """A new run's configs from the arguments; a resumed run's from its checkpoint (``overrides`` on top); a
+    fine-tune's model from its checkpoint, with the given dropout and training config (tokenizer fields kept)."""
+    out = Path(out) if out is not None else None
+    if resume:
+        out = out if out is not None else _newest_run(paths[0])
+        source = resolve_checkpoint(out, latest=True)
+        meta, tensors = load_checkpoint(source)
+        model_cfg = ModelConfig.from_dict(meta["config"]["model"])
+        return _Start(model_cfg, TrainConfig.from_dict(meta["config"]["train"]).replace(**(overrides or {})), "fixed",
+                      meta.get("size") or _checkpoint_choice(model_cfg), out, meta, tensors, source,
+                      tokenizer_from_state(meta["tokenizer"], tensors), meta["split"].get("val_file"))
+    given = model if isinstance(model, ModelConfig) else ModelConfig(**(model or {}))
+    if init_from is not None:
+        source = resolve_checkpoint(Path(init_from))
+        meta, tensors = load_checkpoint(source)
+        model_cfg = dataclasses.replace(ModelConfig.from_dict(meta["config"]["model"]), dropout=given.dropout)
+        stored = TrainConfig.from_dict(meta["config"]["train"])
+        config = config.replace(tokenizer=stored.tokenizer, vocab_size=stored.vocab_size,
+                                min_char_count=stored.min_char_count)
+        return _Start(model_cfg, config, "fixed", _checkpoint_choice(model_cfg), out, meta, tensors, source,
+                      tokenizer_from_state(meta["tokenizer"], tensors))
+    if size is None:
+        shaped = isinstance(model, ModelConfig) or bool(set(model or {}) & {"hidden_size", "num_layers", "embed_size"})
+        size = "fixed" if shaped else "auto"
+    if size == "auto":
+        return _Start(given, config, "auto", None, out)
+    fixed = Size(given.hidden_size, given.num_layers) if size == "fixed" else Size.parse(size)
+    return _Start(given, config, "fixed", Choice(fixed, "fixed", "given").to_dict(), out)
+
+
+def _checkpoint_choice(model_cfg: ModelConfig) -> dict[str, Any]:
+    return Choice(Size(model_cfg.hidden_size, model_cfg.num_layers), "fixed", "the checkpoint's size").to_dict()
+
+
 def train(
     corpus: str | Path | Sequence[str | Path],
     *,
@@ -139,40 +198,18 @@ def train(
     if not paths:
         raise InputError("no corpus file given")
     set_threads(threads)
-    config = config or TrainConfig()
-    if size is None:
-        shaped = isinstance(model, ModelConfig) or bool(set(model or {}) & {"hidden_size", "num_layers", "embed_size"})
-        size = "fixed" if shaped else "auto"
-    model_cfg = model if isinstance(model, ModelConfig) else ModelConfig(**(model or {}))
-    if size not in ("auto", "fixed"):
-        fixed = Size.parse(size)
-        model_cfg = dataclasses.replace(model_cfg, hidden_size=fixed.hidden, num_layers=fixed.layers)
-    resume_from, tokenizer = None, None
-    if resume:
-        out = Path(out) if out is not None else _newest_run(paths[0])
-        source = resolve_checkpoint(out, latest=True)
-        meta, tensors = load_checkpoint(source)
-        config = TrainConfig.from_dict(meta["config"]["train"]).replace(**(overrides or {}))
-        model_cfg = ModelConfig.from_dict(meta["config"]["model"])
-        tokenizer = tokenizer_from_state(meta["tokenizer"], tensors)
-        resume_from = (meta, tensors)
-        val_file = meta["split"].get("val_file")  # validation stays on the run's own text
-    elif init_from is not None:
-        source = resolve_checkpoint(Path(init_from))
-        meta, tensors = load_checkpoint(source)
-        model_cfg = dataclasses.replace(ModelConfig.from_dict(meta["config"]["model"]), dropout=model_cfg.dropout)
-        tokenizer = tokenizer_from_state(meta["tokenizer"], tensors)
-        stored = TrainConfig.from_dict(meta["config"]["train"])
-        config = config.replace(tokenizer=stored.tokenizer, vocab_size=stored.vocab_size, min_char_count=stored.min_char_count)
+    start = _starting_point(paths, model, config or TrainConfig(), size, out, resume, init_from, overrides)
+    config, out, val_file = start.config, start.out, start.val_file if resume else val_file
+    resume_from = (start.meta, start.tensors) if resume else None
     with _distributed(config.device) as (rank, world, device):
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed (B, T) shapes: pick the fastest cuDNN kernels once
             set_cuda_matmul(config.precision)
-        out = Path(out) if out is not None else default_run_dir(paths[0], model_cfg.cell)
+        out = out if out is not None else default_run_dir(paths[0], start.model.cell)
         cache = Path(cache_dir) if cache_dir is not None else out.parent / ".cache"
         share = (lambda tok: _broadcast_tokenizer(tok, config.tokenizer, device)) if world > 1 else None
         val_text = read_text([Path(val_file)]) if val_file is not None else None
-        tokenizer, splits, info = encode_splits(paths, config, tokenizer, cache, rank=rank, share=share,
+        tokenizer, splits, info = encode_splits(paths, config, start.tokenizer, cache, rank=rank, share=share,
                                                 progress=_phase_events(callbacks) if rank == 0 else None,
                                                 val_text=val_text)
         if resume_from is not None and not same_corpus(resume_from[0]["corpus"], info.sha256):
@@ -183,7 +220,7 @@ def train(
                 val_ids = tokenizer.encode(val_text, unknown="unk" if tokenizer.unk_id is not None else "error")
             except InputError as exc:  # a fine-tune keeps its checkpoint's vocabulary, which may lack them
                 raise InputError(f"--val-file {val_file}: {exc}") from None
-            fresh_chars = tokenizer.kind == "char" and resume_from is None and init_from is None
+            fresh_chars = tokenizer.kind == "char" and start.meta is None
             unseen, chars = unseen_in_training(val_ids, splits[0], tokenizer) if fresh_chars else (0, [])
             if unseen and rank == 0:
                 warnings.warn(f"--val-file {val_file}: {unseen:,} characters ({len(chars)} distinct: "
@@ -194,33 +231,30 @@ def train(
             counted = "corpus and --val-file" if val_text is not None else "corpus"
             warnings.warn(f"--min-char-count {config.min_char_count}: {tokenizer.unknown_count:,} {counted} characters "
                           f"({len(tokenizer.rare_chars)} distinct) map to <unk>", stacklevel=2)
-        model_cfg = dataclasses.replace(model_cfg, vocab_size=tokenizer.vocab_size)
         batches = TBPTTBatches(splits[0], config.batch_size, config.bptt, rank, world)
         autocast = resolve_autocast(config.precision, device)
-        if resume_from is not None or init_from is not None:
-            choice = resume_from[0].get("size") if resume_from is not None else None
-            choice = choice or Choice(Size(model_cfg.hidden_size, model_cfg.num_layers), "fixed",
-                                      "the checkpoint's size").to_dict()
-        elif size == "auto":
-            choice = size_for_budget(model_cfg, config, batches, device, autocast, tokenizer.char_lengths(),
-                                     world, time.perf_counter, script=text_script(tokenizer.decode, splits[0])
-                                     ).to_dict()
+        if start.size == "auto":
+            choice = size_for_budget(dataclasses.replace(start.model, vocab_size=tokenizer.vocab_size), config, batches,
+                                     device, autocast, tokenizer.char_lengths(), world, time.perf_counter,
+                                     script=text_script(tokenizer.decode, splits[0])).to_dict()
             if rank == 0:
                 for callback in callbacks:
                     callback(Event("size", 0, None, choice["probe_s"], choice))
         else:
-            choice = Choice(Size(model_cfg.hidden_size, model_cfg.num_layers), "fixed", "given").to_dict()
+            choice = start.choice
         chosen = Size.parse(choice["size"])
+        # The model's one config: the starting point's cell and shape, the data's vocabulary, the chosen size.
+        model_cfg = dataclasses.replace(start.model, vocab_size=tokenizer.vocab_size, hidden_size=chosen.hidden,
+                                        num_layers=chosen.layers)
         # Before anything of the model is allocated, and in a dry run too: a size that cannot fit is bad input.
         check_memory(chosen, model_cfg.cell, model_cfg.vocab_size, model_cfg.embed_size, config.batch_size,
                      config.bptt, device)
         if dry_run:
             return {"size": choice, "dry_run": True}
-        model_cfg = dataclasses.replace(model_cfg, hidden_size=chosen.hidden, num_layers=chosen.layers)
         torch.manual_seed(config.seed + rank)  # after the probe: an auto run starts where --size HxL would
         net = RNNLM(model_cfg)
-        if resume_from is not None or init_from is not None:
-            load_weights(net, tensors, source)
+        if start.tensors is not None:
+            load_weights(net, start.tensors, start.source)
         net.to(device)
         if len(val_ids) < 2:
             raise InputError(f"validation split too short ({len(val_ids)} tokens); use a bigger corpus or --split")
