@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from rnnlm.cli.app import cli, print_result
-from rnnlm.cli.options import device_option, force_option
+from rnnlm.cli.options import device_option, force_option, threads_option
 from rnnlm.inspection.defaults import DEFAULT_LENGTH, DEFAULT_MAX_K, DEFAULT_THRESHOLD, DEFAULT_WARMUP
 
 _UNIT = re.compile(r"\s*(?:L?(\d+)\s*[:u]\s*)?u?(\d+)\s*", re.IGNORECASE)
@@ -65,9 +65,8 @@ class StageLines:
 @click.option("--ngram/--no-ngram", default=True, help="The n-gram surprise track (needs the run's corpus).")
 @click.option("--npz", type=click.Path(dir_okay=False), default=None, help="Also save every array at full precision.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: rnnlm.inspection.report.INSPECT_SCHEMA).")
-@click.option("--threads", type=click.IntRange(min=1), default=1,
-              help="CPU threads. The recurrence steps one character at a time, where a second thread gained nothing "
-                   "here and a core busy with other work made it up to 8× slower.")
+@threads_option(1, note=" The recurrence steps one character at a time, where a second thread gained nothing "
+                         "here and a core busy with other work made it up to 8× slower.")
 @device_option(default="cpu", note=" (the default here is the CPU: one character at a time is a CPU's work)")
 @force_option
 def inspect_command(checkpoint, file, out, latest, length, start, warmup, features, units, threshold, max_k, ngram, npz,

@@ -22,6 +22,14 @@ def device_option(default: str = "auto", note: str = ""):
                         help=f"Where to run the model; auto takes CUDA when torch sees a GPU{note}.")
 
 
+def threads_option(default: int | None = None, note: str = ""):
+    """``--threads``: torch's CPU threads.  Training defaults to one per core; a command that steps one character
+    at a time passes its own default and says why in ``note``."""
+    shown = "one per core" if default is None else str(default)
+    return click.option("--threads", type=click.IntRange(min=1), default=default, show_default=False,
+                        help=f"CPU threads [default: {shown}].{note}")
+
+
 def sampling_options(*, chat: bool = False):
     """``--temperature``, ``--top-k``, ``--top-p`` and ``--length`` with the defaults of ``SamplingConfig`` (chat's
     length: ``CHAT_REPLY_LENGTH``); ``chat`` names the slash command that changes each during a session."""

@@ -8,7 +8,7 @@ import click
 
 from rnnlm.core.config import CELLS, DEFAULT_MAX_TIME_S, PRECISIONS, TOKENIZERS, ModelConfig, TrainConfig
 from rnnlm.cli.app import DROPOUT_HELP, SPLIT_TEXT, DropoutRate, Duration, cli, given_flags, parse_split, warn_ignored
-from rnnlm.cli.options import device_option, force_option
+from rnnlm.cli.options import device_option, force_option, threads_option
 
 _D = TrainConfig()
 _M = ModelConfig()
@@ -72,7 +72,7 @@ def check_size(value: str | None) -> str | None:
 @click.option("--vocab-size", type=click.IntRange(min=1), default=None, help="Subword vocabulary size (with --tokenizer bpe|unigram).")
 @click.option("--min-char-count", type=click.IntRange(min=0), default=0, help="Characters seen fewer times map to <unk> (0 = keep all).")
 @click.option("--seed", type=click.IntRange(min=0), default=_D.seed, help="Random seed (weights, dropout).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [default: one per core].")
+@threads_option()
 @device_option(note=" (under torchrun, each rank its own)")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", help="auto: bf16 on GPUs and on CPUs with native bf16, else fp32.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory [default: checkpoints/<corpus>-<cell>-<time>/].")
