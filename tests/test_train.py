@@ -23,10 +23,12 @@ CFG = TrainConfig(batch_size=4, bptt=8, max_time_s=None, max_steps=30, warmup_st
                   eval_streams=4, precision="fp32", device="cpu", log_every_s=1e-9)
 
 
-def _run(out: Path, resume=False, stop_at=None, cfg=CFG, poison=None, dropout=0.1, layers=1, clock=time.perf_counter):
+def _run(out: Path, resume=False, stop_at=None, cfg=CFG, poison=None, dropout=0.1, layers=1, clock=time.perf_counter,
+         **model_fields):
     torch.manual_seed(0)
     out.mkdir(parents=True, exist_ok=True)  # rnnlm.train makes the run directory; the trainer's saves make none
-    model = RNNLM(ModelConfig(vocab_size=17, embed_size=16, hidden_size=16, dropout=dropout, num_layers=layers))
+    model = RNNLM(ModelConfig(vocab_size=17, embed_size=16, hidden_size=16, dropout=dropout, num_layers=layers,
+                              **model_fields))
     resume_from = None
     if resume:
         meta, tensors = load_checkpoint(out / "latest.safetensors")
@@ -56,16 +58,20 @@ def test_schedule_warms_up_then_decays_to_floor():
     assert lr_factor(500, None, 10, 0.1) == 1.0  # total unknown while a time budget calibrates
 
 
-@pytest.mark.parametrize("dropout, layers", [(0.1, 1), (None, 2)])
-def test_sigint_saves_and_resume_matches_uninterrupted_losses_exactly(tmp_path, dropout, layers):
-    trainer, straight = _run(tmp_path / "a", dropout=dropout, layers=layers)
+REGULARISED = {"weight_drop": None, "embed_drop": 0.2}  # DropConnect auto, embedding dropout given
+
+
+@pytest.mark.parametrize("dropout, layers, extra, cfg", [(0.1, 1, {}, CFG), (None, 2, {}, CFG),
+                                                         (None, 2, REGULARISED, CFG.replace(state_reset=0.25))])
+def test_sigint_saves_and_resume_matches_uninterrupted_losses_exactly(tmp_path, dropout, layers, extra, cfg):
+    trainer, straight = _run(tmp_path / "a", dropout=dropout, layers=layers, cfg=cfg, **extra)
     trainer.run()
-    trainer, first = _run(tmp_path / "b", stop_at=12, dropout=dropout, layers=layers)
+    trainer, first = _run(tmp_path / "b", stop_at=12, dropout=dropout, layers=layers, cfg=cfg, **extra)
     with pytest.raises(Interrupted) as info:
         trainer.run()
     assert info.value.exit_code == 130 and "--resume" in str(info.value)
     assert [s for s, _ in first] == list(range(1, 13))
-    trainer, rest = _run(tmp_path / "b", resume=True, dropout=dropout, layers=layers)
+    trainer, rest = _run(tmp_path / "b", resume=True, dropout=dropout, layers=layers, cfg=cfg, **extra)
     trainer.run()
     assert first + rest == straight  # bitwise: same floats, same steps
 

@@ -113,6 +113,11 @@ class DropoutRate(click.ParamType):
 
 DROPOUT_HELP = ("Dropout on embeddings, between layers and before the output; auto rises with the passes over "
                 "the corpus the budget allows (0.1 at 10, +0.1 per doubling, up to 0.4).")
+WEIGHT_DROP_HELP = ("DropConnect on the recurrent weight matrices (one mask per step; the fused kernel stays); "
+                    "auto: a multiple of auto dropout.")
+EMBED_DROP_HELP = "Embedding dropout: whole characters dropped per step; auto: a multiple of auto dropout."
+STATE_RESET_HELP = ("Share of the carried streams restarted from a zero state at each window, so the model learns to "
+                    "start from one (generate, validation and the page do).")
 
 
 class CleanError(click.ClickException):

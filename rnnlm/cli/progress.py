@@ -91,6 +91,8 @@ class TrainProgress:
         self.console.print(
             f"[bold green]done[/] ({d['stop_reason']}): {d['steps']} steps, {d['elapsed_s'] / 60:.1f} min, "
             f"dropout {d['dropout']:g}{' (auto)' if d['dropout_auto'] else ''}, "
+            + "".join(f"{name.replace('_', ' ')} {d[name]:g}, " for name in ("weight_drop", "embed_drop", "state_reset")
+                      if d.get(name)) +
             f"val bpc {d['val_bpc']:.4f} (best {d['best_val_bpc']:.4f}) → {d['out_dir']}",
             highlight=False,
         )

@@ -7,11 +7,18 @@ from pathlib import Path
 import click
 
 from rnnlm.core.config import CELLS, DEFAULT_MAX_TIME_S, PRECISIONS, TOKENIZERS, ModelConfig, TrainConfig
-from rnnlm.cli.app import DROPOUT_HELP, SPLIT_TEXT, DropoutRate, Duration, cli, given_flags, parse_split, warn_ignored
+from rnnlm.cli.app import (DROPOUT_HELP, EMBED_DROP_HELP, SPLIT_TEXT, STATE_RESET_HELP, WEIGHT_DROP_HELP, DropoutRate,
+                           Duration, cli, given_flags, parse_split, warn_ignored)
 from rnnlm.cli.options import device_option, force_option, threads_option
 
 _D = TrainConfig()
 _M = ModelConfig()
+
+
+def _rate_default(rate: float | None) -> str | float:
+    return "auto" if rate is None else rate
+
+
 # With --resume only these flags apply (the budget, the cadence of validation and saving, where and how it runs);
 # with --init-from every flag applies except the model's shape and vocabulary, which come from the checkpoint.
 RESUME_APPLIES = {"corpus", "resume", "out", "threads", "max_time", "max_steps", "epochs", "eval_every", "save_every",
@@ -52,6 +59,8 @@ def check_size(value: str | None) -> str | None:
 @click.option("--size", default=None, metavar="auto|HxL", callback=lambda ctx, param, value: check_size(value),
               help=SIZE_HELP)
 @click.option("--dropout", type=DropoutRate(), default="auto", help=DROPOUT_HELP)
+@click.option("--weight-drop", type=DropoutRate(), default=_rate_default(_M.weight_drop), help=WEIGHT_DROP_HELP)
+@click.option("--embed-drop", type=DropoutRate(), default=_rate_default(_M.embed_drop), help=EMBED_DROP_HELP)
 @click.option("--tie/--no-tie", default=_M.tie_weights, help="Share embedding and output weights (needs --embed = --hidden).")
 @click.option("--bptt", type=click.IntRange(min=1), default=_D.bptt, help="Truncated-BPTT window T (steps per update).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=_D.batch_size, help="Parallel streams B per update.")
@@ -71,6 +80,7 @@ def check_size(value: str | None) -> str | None:
 @click.option("--tokenizer", type=click.Choice(TOKENIZERS), default="char", help="Characters, or sentencepiece bpe/unigram subwords.")
 @click.option("--vocab-size", type=click.IntRange(min=1), default=None, help="Subword vocabulary size (with --tokenizer bpe|unigram).")
 @click.option("--min-char-count", type=click.IntRange(min=0), default=0, help="Characters seen fewer times map to <unk> (0 = keep all).")
+@click.option("--state-reset", type=click.FloatRange(0, 1), default=_D.state_reset, help=STATE_RESET_HELP)
 @click.option("--seed", type=click.IntRange(min=0), default=_D.seed, help="Random seed (weights, dropout).")
 @threads_option()
 @device_option(note=" (under torchrun, each rank its own)")
@@ -80,7 +90,8 @@ def check_size(value: str | None) -> str | None:
 @click.option("--init-from", type=click.Path(), default=None, help="Start from this checkpoint's weights with a fresh optimizer (fine-tune).")
 @click.option("--dry-run", is_flag=True, help="Print the model size this run would get, and why, then stop.")
 @click.pass_context
-def train(ctx: click.Context, corpus, cell, layers, hidden, embed, size, dropout, tie, max_time, max_steps, epochs,
+def train(ctx: click.Context, corpus, cell, layers, hidden, embed, size, dropout, weight_drop, embed_drop, tie,
+          max_time, max_steps, epochs,
           eval_every, save_every, vocab_size, threads, out, resume, init_from, val_file, dry_run, **opts) -> None:
     """Train a language model on CORPUS (one or more text files, joined with a newline).
 
@@ -117,7 +128,8 @@ def train(ctx: click.Context, corpus, cell, layers, hidden, embed, size, dropout
             warn_ignored(given & INIT_FROM_KEEPS, "fine-tuning keeps the checkpoint's model shape and vocabulary")
             vocab_size, opts = None, {**opts, "tokenizer": "char", "min_char_count": 0}  # both come from the checkpoint
         config = TrainConfig(**budgets, eval_every_s=eval_every, save_every_s=save_every, vocab_size=vocab_size or 0, **opts)
-    model = ModelConfig(cell=cell, num_layers=layers, hidden_size=hidden, embed_size=embed, dropout=dropout, tie_weights=tie)
+    model = ModelConfig(cell=cell, num_layers=layers, hidden_size=hidden, embed_size=embed, dropout=dropout,
+                        weight_drop=weight_drop, embed_drop=embed_drop, tie_weights=tie)
     progress = TrainProgress()
     try:
         summary = api_train(list(corpus), model=model, config=config, out=out, resume=resume, init_from=init_from,
@@ -127,6 +139,7 @@ def train(ctx: click.Context, corpus, cell, layers, hidden, embed, size, dropout
         progress.close()
     if dry_run:
         print_choice(summary["size"])
+        print_rates(summary["rates"])
         return
     from rnnlm.core.device import dist_env
 
@@ -164,6 +177,19 @@ def print_choice(choice: dict) -> None:
         click.echo(f"{name:>10} {'' if rate is None else f'{rate:,.0f}':>9} {count(choice['chars'][name]):>12} "
                    f"{'-' if bpc is None else f'{bpc:.3f}':>14}  {runs}{probed}")
     click.echo(f"(probe {choice['probe_s']:.1f} s; table measured on {choice['table_machine']})")
+
+
+def print_rates(rates: dict) -> None:
+    """``--dry-run``'s regularisation line: each rate, and which the planned passes fit (stdout)."""
+    def show(name: str) -> str:
+        label, value = name.replace("_", " "), rates[name]
+        if value is None:
+            return f"{label} auto (fitted at the time budget's first fit)"
+        return f"{label} {value:g}" + (" (auto)" if name in rates["auto"] else "")
+
+    head = "regularisation" if rates["passes"] is None else f"regularisation for {rates['passes']:.1f} planned passes"
+    click.echo(f"{head}: {', '.join(map(show, ('dropout', 'weight_drop', 'embed_drop')))}; "
+               f"state reset {rates['state_reset']:g}")
 
 
 def print_copy_figures(run_dir: Path) -> None:

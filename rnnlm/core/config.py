@@ -15,7 +15,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rnnlm.core.errors import InputError
 
@@ -43,10 +43,15 @@ def _fraction(name: str, value: float, upper_open: bool = True) -> None:
 
 
 def _from_dict(cls, data: dict[str, Any]):
-    """Build ``cls`` from a dict, ignoring unknown keys (newer minor versions add fields)."""
+    """Build ``cls`` from a dict, ignoring unknown keys (newer minor versions add fields).
+
+    A field in the class's ``ADDED_OFF`` that the dict lacks takes its "off"
+    value, not the default: a checkpoint written before a technique existed
+    resumes without it, as it was trained.
+    """
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
-    return cls(**kwargs)
+    return cls(**{**getattr(cls, "ADDED_OFF", {}), **kwargs})
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,12 @@ class ModelConfig:
     num_layers: int = 1
     dropout: float | None = None  # None = auto: the trainer picks it from the planned passes over the data
     tie_weights: bool = False
+    # DropConnect on the recurrent matrices (one mask per training step) and embedding dropout (whole
+    # characters): None = auto, fitted with dropout (training/schedule.py, auto_regularisation).
+    weight_drop: float | None = 0.0
+    embed_drop: float | None = 0.0
+
+    ADDED_OFF: ClassVar[dict[str, Any]] = {"weight_drop": 0.0, "embed_drop": 0.0}
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -68,8 +79,9 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
-        if self.dropout is not None:
-            _fraction("dropout", self.dropout)
+        for name in ("dropout", "weight_drop", "embed_drop"):
+            if getattr(self, name) is not None:
+                _fraction(name, getattr(self, name))
         if self.tie_weights and self.embed_size != self.hidden_size:
             raise InputError(
                 f"--tie needs --embed equal to --hidden (got {self.embed_size} and {self.hidden_size})"
@@ -118,6 +130,11 @@ class TrainConfig:
     keep: int = 0
     max_bad_steps: int = 5
     log_every_s: float = 2.0
+    # The share of carried streams that restart from a zero state at each window (staggered, so every window
+    # has the same number): a model that meets a zero state only at the corpus's start can fail from one.
+    state_reset: float = 0.0
+
+    ADDED_OFF: ClassVar[dict[str, Any]] = {"state_reset": 0.0}
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "bptt", "warmup_steps", "calibrate_steps", "eval_streams", "max_bad_steps"):
@@ -129,6 +146,7 @@ class TrainConfig:
         if self.eval_every_s is not None:
             _positive("eval_every", self.eval_every_s)
         _fraction("min_lr_ratio", self.min_lr_ratio, upper_open=False)
+        _fraction("state_reset", self.state_reset, upper_open=False)
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise InputError(f"weight_decay must be ≥ 0, got {self.weight_decay!r}")
         if self.max_time_s is not None:

@@ -13,6 +13,7 @@ SimpleRNN/GRU and ``(h, c)`` for LSTM — so callers never special-case the cell
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rnnlm.core.config import ModelConfig
@@ -30,8 +31,10 @@ class RNNLM(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        # The rate in use: the config's, or (auto) a start value the trainer replaces once the budget is known.
+        # The rates in use: the config's, or (auto) start values the trainer replaces once the budget is known.
         self.dropout = config.dropout if config.dropout is not None else AUTO_DROPOUT_START
+        self.weight_drop = config.weight_drop or 0.0
+        self.embed_drop = config.embed_drop or 0.0
         self.embedding = nn.Embedding(config.vocab_size, config.embed_size)
         cell = REGISTRY[config.cell]
         self.rnn = getattr(nn, cell.torch_module)(
@@ -49,11 +52,18 @@ class RNNLM(nn.Module):
         # budget, 1×512 LSTM), the word_language_model-style ±0.1 embeddings cost 0.05 bpc and a
         # forget-gate bias of 1 another 0.08 (2.16 → 2.11 → 2.03 when each was removed).
 
-    def set_dropout(self, rate: float) -> None:
-        """Change the dropout rate in place (embeddings, between layers, before the output)."""
-        self.dropout = rate
-        if self.config.num_layers > 1:
-            self.rnn.dropout = rate  # nn.RNNBase reads it at every forward
+    def set_rates(self, dropout: float | None = None, weight_drop: float | None = None,
+                  embed_drop: float | None = None) -> None:
+        """Change regularisation rates in place (those given): dropout (embeddings, between layers, before the
+        output), DropConnect on the recurrent matrices, embedding dropout (whole characters)."""
+        if dropout is not None:
+            self.dropout = dropout
+            if self.config.num_layers > 1:
+                self.rnn.dropout = dropout  # nn.RNNBase reads it at every forward
+        if weight_drop is not None:
+            self.weight_drop = weight_drop
+        if embed_drop is not None:
+            self.embed_drop = embed_drop
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """Zero recurrent state for ``batch_size`` streams (on the model's device unless told)."""
@@ -70,19 +80,50 @@ class RNNLM(nn.Module):
         Apart from ``forward`` so the trainer can decode a large vocabulary in
         slices without holding every position's logits at once.
         """
-        x = locked_dropout(self.embedding(ids), self.dropout, self.training)  # (B, T, E)
+        x = locked_dropout(self._embed(ids), self.dropout, self.training)  # (B, T, E)
         rnn_state = state if len(state) > 1 else state[0]  # torch takes (h, c) as a tuple, a lone h bare
         if torch.is_autocast_enabled(x.device.type) and not cell_autocasts(x.device):
             # The precision policy (device.cell_autocasts): on CUDA, and on CPUs whose oneDNN has no bf16 RNN,
             # the cell runs outside autocast in fp32 while the decoder, where most of a large vocabulary's
             # FLOPs are, stays under bf16 autocast.
             with torch.autocast(x.device.type, enabled=False):
-                out, new_state = self.rnn(x.float(), tuple(s.float() for s in rnn_state)
-                                          if isinstance(rnn_state, tuple) else rnn_state.float())  # (B, T, H)
+                out, new_state = self._recur(x.float(), tuple(s.float() for s in rnn_state)
+                                             if isinstance(rnn_state, tuple) else rnn_state.float())  # (B, T, H)
         else:
-            out, new_state = self.rnn(x, rnn_state)  # (B, T, H)
+            out, new_state = self._recur(x, rnn_state)  # (B, T, H)
         new_state = new_state if isinstance(new_state, tuple) else (new_state,)
         return locked_dropout(out, self.dropout, self.training), new_state  # (B, T, H)
+
+
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """The embedding lookup; in training with ``embed_drop``, whole rows (characters) dropped for this step.
+
+        AWD-LSTM's embedding dropout: a dropped character's vector is zero at
+        every position it occurs in the batch, the rest scaled by 1/(1−p), so
+        the model cannot lean on any one character's identity.
+        """
+        if not self.training or self.embed_drop == 0:
+            return self.embedding(ids)
+        weight = self.embedding.weight
+        keep = torch.empty((weight.shape[0], 1), dtype=weight.dtype, device=weight.device).bernoulli_(1 - self.embed_drop)
+        return F.embedding(ids, weight * keep.div_(1 - self.embed_drop))  # (B, T, E)
+
+    def _recur(self, x: torch.Tensor, state):
+        """The fused cell; in training with ``weight_drop``, its recurrent matrices under a DropConnect mask.
+
+        AWD-LSTM's weight drop: one mask per step on each ``weight_hh_l*``,
+        shared by every time step of the window, so the recurrence is
+        regularised without noise on the carried state.  The masked matrices
+        are passed to the same fused module for this call
+        (``torch.func.functional_call``): cuDNN/oneDNN kernels stay, the
+        parameters and their names stay (checkpoints, int8 and the exporters
+        see the trained matrices), and the gradient flows through the mask.
+        """
+        if not self.training or self.weight_drop == 0:
+            return self.rnn(x, state)
+        masked = {name: F.dropout(weight, self.weight_drop) for name, weight in self.rnn.named_parameters()
+                  if name.startswith("weight_hh")}
+        return torch.func.functional_call(self.rnn, masked, (x, state))
 
 
 def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +21,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from rnnlm.training.autosize import Choice, Size, check_memory, size_for_budget, text_script
+from rnnlm.training.autosize import Choice, Size, check_memory, size_for_budget, text_script, train_chars
+from rnnlm.training.schedule import RATES, auto_rates
 from rnnlm.core.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
 from rnnlm.core.config import RUNS_ROOT, ModelConfig, TrainConfig
 from rnnlm.data.corpus import read_text, same_corpus
@@ -142,7 +144,8 @@ def _starting_point(paths: list[Path], model: ModelConfig | dict[str, Any] | Non
     if init_from is not None:
         source = resolve_checkpoint(Path(init_from))
         meta, tensors = load_checkpoint(source)
-        model_cfg = dataclasses.replace(ModelConfig.from_dict(meta["config"]["model"]), dropout=given.dropout)
+        model_cfg = dataclasses.replace(ModelConfig.from_dict(meta["config"]["model"]),
+                                        **{name: getattr(given, name) for name in RATES})
         stored = TrainConfig.from_dict(meta["config"]["train"])
         config = config.replace(tokenizer=stored.tokenizer, vocab_size=stored.vocab_size,
                                 min_char_count=stored.min_char_count)
@@ -155,6 +158,30 @@ def _starting_point(paths: list[Path], model: ModelConfig | dict[str, Any] | Non
         return _Start(given, config, "auto", None, out)
     fixed = Size(given.hidden_size, given.num_layers) if size == "fixed" else Size.parse(size)
     return _Start(given, config, "fixed", Choice(fixed, "fixed", "given").to_dict(), out)
+
+
+def planned_rates(model_cfg: ModelConfig, config: TrainConfig, batches: TBPTTBatches, choice: dict[str, Any],
+                  token_chars=None) -> dict[str, Any]:
+    """What ``--dry-run`` shows of the regularisation: each rate, given or fitted to the passes planned.
+
+    The passes come from a step or epoch budget, or from the characters the
+    chosen size is predicted to train on in a time budget (``--size auto``);
+    with a fixed size and a time budget they are known only at the first fit,
+    and the auto rates are None.
+    """
+    totals = [config.max_steps] if config.max_steps is not None else []
+    if config.epochs is not None:
+        totals.append(max(1, math.ceil(config.epochs * batches.windows_per_epoch)))
+    passes = min(totals) / batches.windows_per_epoch if totals else None
+    predicted = choice.get("chars", {}).get(choice["size"])
+    if config.max_time_s is not None and predicted:
+        timed = predicted / max(1, train_chars(batches.ids, token_chars))
+        passes = timed if passes is None else min(passes, timed)
+    fitted = auto_rates(passes) if passes is not None else {}
+    rates = {name: (getattr(model_cfg, name), False) if getattr(model_cfg, name) is not None
+             else (fitted.get(name), True) for name in RATES}
+    return {"passes": passes, "state_reset": config.state_reset,
+            **{name: value for name, (value, _) in rates.items()}, "auto": [n for n, (_, a) in rates.items() if a]}
 
 
 def _checkpoint_choice(model_cfg: ModelConfig) -> dict[str, Any]:
@@ -250,7 +277,8 @@ def train(
         check_memory(chosen, model_cfg.cell, model_cfg.vocab_size, model_cfg.embed_size, config.batch_size,
                      config.bptt, device)
         if dry_run:
-            return {"size": choice, "dry_run": True}
+            return {"size": choice, "dry_run": True,
+                    "rates": planned_rates(model_cfg, config, batches, choice, tokenizer.char_lengths())}
         torch.manual_seed(config.seed + rank)  # after the probe: an auto run starts where --size HxL would
         net = RNNLM(model_cfg)
         if start.tensors is not None:

@@ -1,10 +1,13 @@
-"""What the budget decides (learning-rate schedule, dropout) and the signal flag that lets a run stop cleanly."""
+"""What the budget decides (learning-rate schedule, regularisation rates), the carried streams' restarts,
+and the signal flag that lets a run stop cleanly."""
 
 from __future__ import annotations
 
 import math
 import signal
 from typing import Any
+
+import torch
 
 
 def effective_warmup(warmup: int, total: int | None) -> int:
@@ -58,6 +61,42 @@ def auto_dropout(epochs: float) -> float:
     octaves = math.log2(max(epochs, 1e-9) / 10)
     slope = DROPOUT_PER_DOUBLING if octaves > 0 else DROPOUT_PER_DOUBLING / 2
     return round(min(DROPOUT_MAX, max(0.0, DROPOUT_AT_10_EPOCHS + slope * octaves)), 3)
+
+
+# The regularisers the budget fits, as ModelConfig and TrainState name them (None in the config = auto).
+RATES = ("dropout", "weight_drop", "embed_drop")
+# DropConnect and embedding dropout as multiples of the auto dropout rate: one rule fits all three.
+WEIGHT_DROP_PER_DROPOUT = 1.0
+EMBED_DROP_PER_DROPOUT = 0.5
+
+
+def auto_rates(epochs: float) -> dict[str, float]:
+    """Every auto regulariser's rate for a run planned to make ``epochs`` passes: :func:`auto_dropout`'s rule,
+    and the others in fixed proportion to it (they fight the same overfitting, which grows with passes)."""
+    dropout = auto_dropout(epochs)
+    return {"dropout": dropout, "weight_drop": round(min(DROPOUT_MAX, WEIGHT_DROP_PER_DROPOUT * dropout), 3),
+            "embed_drop": round(min(DROPOUT_MAX, EMBED_DROP_PER_DROPOUT * dropout), 3)}
+
+
+def reset_streams(state: tuple, window: int, share: float) -> tuple:
+    """The carried state with ``share`` of its streams restarted from zero at this ``window`` (staggered).
+
+    Stream ``b`` restarts at every window where ``(window + b) % period == 0``
+    (period = round(1/share)): each window restarts the same number of
+    streams, each stream restarts every ``period`` windows, and no random
+    number is drawn, so a run with the share at 0 is bitwise the run without it
+    and resuming needs nothing new.  Training carries state across windows, so
+    without this a model meets a zero state once per pass per stream, while
+    every fresh ``generate``, every validation stream and the exported page
+    start from one (a 1024x1 model at 230 steps fell into ``$jjj…`` from it).
+    """
+    if share == 0:
+        return state
+    period = max(1, round(1 / share))
+    batch = state[0].shape[1]
+    streams = torch.arange(batch, device=state[0].device)
+    keep = ((window + streams) % period != 0).to(state[0].dtype)  # (B,)
+    return tuple(s * keep[None, :, None] for s in state)
 
 
 class StopFlag:

@@ -41,6 +41,8 @@ class TrainState:
     lr: float = 0.0
     lr_scale: float = 1.0
     dropout: float | None = None  # the rate auto dropout chose for the planned passes (None: the config's rate)
+    weight_drop: float | None = None  # likewise DropConnect's and embedding dropout's (schedule.auto_rates)
+    embed_drop: float | None = None
     warmup_steps: int | None = None  # the warmup in force, fixed once the total is first known
     anchor: list[float] | None = None  # [step, cosine progress] where the total last changed (schedule.cosine_progress)
     time_fitted: bool = False  # a time budget has been turned into a step count at least once

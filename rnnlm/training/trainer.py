@@ -34,7 +34,8 @@ from rnnlm.evaluation.metrics import EvalResult, evaluate_scope
 from rnnlm.model.network import RNNLM, State, detach_state, num_parameters
 from rnnlm.training.events import Callback, Event
 from rnnlm.training.pacing import LogWindow, StepRate, TrainingClock
-from rnnlm.training.schedule import StopFlag, auto_dropout, cosine_progress, effective_warmup, lr_factor
+from rnnlm.training.schedule import (RATES, StopFlag, auto_rates, cosine_progress, effective_warmup, lr_factor,
+                                    reset_streams)
 from rnnlm.training.state import TrainState, build_checkpoint, restore_training
 
 
@@ -117,7 +118,8 @@ class Trainer:
             stored = resume_from[0]["config"]["train"]
             if any(stored.get(k) != getattr(config, k) for k in ("max_time_s", "max_steps", "epochs")):
                 # A new budget: refit the schedule (continuing from where the learning rate is) and dropout to it.
-                self.state.dropout, self.state.time_fitted = None, False
+                self.state.dropout = self.state.weight_drop = self.state.embed_drop = None
+                self.state.time_fitted = False
                 self._set_total(self._fixed_total() or self.state.total_steps)
             else:
                 self._set_total(self.state.total_steps)
@@ -126,7 +128,7 @@ class Trainer:
         return self.state.warmup_steps if self.state.warmup_steps is not None else self.config.warmup_steps
 
     def _set_total(self, total: int | None) -> None:
-        """Set the run's step count, keeping the learning rate continuous, and fit auto dropout once.
+        """Set the run's step count, keeping the learning rate continuous, and fit the auto rates once.
 
         A change after warmup anchors the cosine where it is (see
         ``schedule.cosine_progress``).  Auto dropout follows from the passes
@@ -139,10 +141,12 @@ class Trainer:
         st.total_steps = total
         if st.warmup_steps is None and total is not None:
             st.warmup_steps = effective_warmup(self.config.warmup_steps, total)
-        if self.model.config.dropout is None and st.dropout is None and total is not None and self._count_is_final():
-            st.dropout = auto_dropout(total / self.batches.windows_per_epoch)
-        if st.dropout is not None:
-            self.model.set_dropout(st.dropout)
+        auto = [name for name in RATES if getattr(self.model.config, name) is None and getattr(st, name) is None]
+        if auto and total is not None and self._count_is_final():
+            fitted = auto_rates(total / self.batches.windows_per_epoch)
+            for name in auto:
+                setattr(st, name, fitted[name])
+        self.model.set_rates(**{name: getattr(st, name) for name in RATES})
 
     def _count_is_final(self) -> bool:
         """The step count is the one the first budget to end gives: auto dropout may be fitted to it.
@@ -302,6 +306,8 @@ class Trainer:
         step, cfg = self.state.step, self.config
         if self.batches.starts_epoch(step):
             self.hidden = self.model.init_state(self.batches.batch_size, self.device)
+        else:
+            self.hidden = reset_streams(self.hidden, step, cfg.state_reset)
         x, y = self.batches.batch(step, self.device)  # (B, T), (B, T)
         lr = cfg.lr * self.state.lr_scale * lr_factor(step, self.state.total_steps, self._warmup(), cfg.min_lr_ratio,
                                                       self._anchor())
@@ -455,6 +461,8 @@ class Trainer:
         self._rotate()
         summary = {"stop_reason": stop_reason, "val_bpc": val.bpc, "best_val_bpc": st.best_val_bpc,
                    "dropout": self.model.dropout, "dropout_auto": self.model.config.dropout is None,
+                   "weight_drop": self.model.weight_drop, "embed_drop": self.model.embed_drop,
+                   "state_reset": cfg.state_reset,
                    "steps": st.step, "chars_seen": st.chars_seen, "tokens_seen": st.tokens_seen,
                    "elapsed_s": st.elapsed_s, "train_s": train_s, "out_dir": str(self.out_dir)}
         self.emit("done", **summary)
