@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build a wheel from the tree, install it into a fresh venv outside the repository, and run the commands whose
 # package data an editable install would hide when missing: train with --size auto (reads
-# rnnlm/training/sizes.json), generate, inspect and export (rnnlm/generation/web/*.html|js).  Run by .ci/run.
+# rnnlm/training/sizes.json), generate, inspect and export (rnnlm/generation/web/*.html|js and
+# rnnlm/model/cells/*.js).  Run by .ci/run.
 #   bash scripts/wheel_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,4 +33,5 @@ grep -q "^ROMEO:" sample.txt
 "$RNNLM" export run --out page.html > export.txt
 grep -q 'name="generator" content="rnnlm"' inspect.html page.html
 grep -q "WebAssembly" page.html  # the engine came from the wheel's package data
+grep -q "function cellStep" page.html  # and the cell's step (rnnlm/model/cells/<cell>.js)
 echo "wheel check: built, installed outside the tree, train (--size auto dry run and a real run), generate, inspect and export work"

@@ -594,11 +594,14 @@ def _expected_web_page(module, tokenizer, facts, fp32, bos_id):
     from rnnlm.core.pages import fill_template, script_json
     from rnnlm.generation.export import _tensors
     from rnnlm.generation.web.kernel import matvec_module
+    from rnnlm.model.cells import REGISTRY
     from rnnlm.model.network import num_parameters
 
     config = module.config
+    cell = REGISTRY[config.cell]
     index, weights = _tensors(module, fp32)
     meta = {"format": "rnnlm-web", "version": 1, "rnnlm": __version__, **facts, "cell": config.cell,
+            "cell_display": cell.display, "gates": cell.gates, "state": list(cell.state),
             "num_layers": config.num_layers, "hidden_size": config.hidden_size, "embed_size": config.embed_size,
             "vocab_size": config.vocab_size, "tied": config.tie_weights, "parameters": num_parameters(module),
             "weights": "fp32" if fp32 else "int8", "chars": [tokenizer.decode([i]) for i in range(config.vocab_size)],
@@ -610,6 +613,7 @@ def _expected_web_page(module, tokenizer, facts, fp32, bos_id):
     return fill_template(files.joinpath("page.html").read_text("utf-8"), {
         "GENERATOR": PAGE_MARK, "TITLE": html.escape(f"{heading} — rnnlm"), "HEADING": html.escape(heading),
         "META": script_json(meta), "WEIGHTS": weights_text, "ENGINE": files.joinpath("engine.js").read_text("utf-8"),
+        "CELL": resources.files("rnnlm.model.cells").joinpath(f"{config.cell}.js").read_text("utf-8"),
         "UI": files.joinpath("ui.js").read_text("utf-8")}), len(weights_text)
 
 

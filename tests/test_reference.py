@@ -7,7 +7,7 @@ from torch import nn
 
 from rnnlm.core.config import ModelConfig
 from rnnlm.model.network import RNNLM
-from rnnlm.model.reference import gru_step, gru_step_textbook, lm_forward, lstm_step, rnn_step, stack_forward
+from rnnlm.model.reference import cell_step, gru_step_textbook, lm_forward, stack_forward
 
 TORCH_STACKS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -41,26 +41,28 @@ def test_single_steps_match_torch_cells():
     for name, module in cells.items():
         module = module.double()
         p = [v.detach().numpy() for v in (module.weight_ih, module.weight_hh, module.bias_ih, module.bias_hh)]
-        if name == "rnn":
-            np.testing.assert_allclose(module(x, h).detach().numpy(), rnn_step(x.numpy(), h.numpy(), *p), atol=1e-12)
-        elif name == "gru":
-            np.testing.assert_allclose(module(x, h).detach().numpy(), gru_step(x.numpy(), h.numpy(), *p), atol=1e-12)
-        else:
-            got_h, got_c = module(x, (h, c))
-            want_h, want_c = lstm_step(x.numpy(), h.numpy(), c.numpy(), *p)
-            np.testing.assert_allclose(got_h.detach().numpy(), want_h, atol=1e-12)
-            np.testing.assert_allclose(got_c.detach().numpy(), want_c, atol=1e-12)
+        state = (h, c) if name == "lstm" else (h,)
+        got = module(x, state if name == "lstm" else h)
+        got = got if isinstance(got, tuple) else (got,)
+        want, _ = cell_step(name, x.numpy(), tuple(s.numpy() for s in state), *p)
+        assert len(want) == len(got)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g.detach().numpy(), w, atol=1e-12)
+
+
+def _gru(x, h, W, U, b_ih, b_hh):
+    return cell_step("gru", x, (h,), W, U, b_ih, b_hh)[0][0]
 
 
 def test_textbook_gru_differs_from_torch_gru_except_when_reset_is_open():
     rng = np.random.default_rng(0)
     x, h = rng.normal(size=(4, 6)), rng.normal(size=(4, 5))
     W, U, b = rng.normal(size=(15, 6)), rng.normal(size=(15, 5)), rng.normal(size=15)
-    torch_form = gru_step(x, h, W, U, b, np.zeros(15))
+    torch_form = _gru(x, h, W, U, b, np.zeros(15))
     assert np.abs(torch_form - gru_step_textbook(x, h, W, U, b)).max() > 1e-3
     b_open = b.copy()
     b_open[:5] = 1e3  # reset gate saturated at 1: r ⊙ (U h) = U (r ⊙ h)
-    np.testing.assert_allclose(gru_step(x, h, W, U, b_open, np.zeros(15)), gru_step_textbook(x, h, W, U, b_open), atol=1e-12)
+    np.testing.assert_allclose(_gru(x, h, W, U, b_open, np.zeros(15)), gru_step_textbook(x, h, W, U, b_open), atol=1e-12)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

@@ -28,6 +28,7 @@ from rnnlm import __version__
 from rnnlm.core.errors import InputError
 from rnnlm.core.pages import fill_template, script_json
 from rnnlm.core.fileio import PAGE, PAGE_MARK, write_output
+from rnnlm.model.cells import REGISTRY
 from rnnlm.model.network import RNNLM, num_parameters
 from rnnlm.generation.web.kernel import matvec_module
 
@@ -107,11 +108,13 @@ def _page(module: RNNLM, tokenizer, facts: dict[str, Any], fp32: bool) -> tuple[
     if not isinstance(module, RNNLM):
         raise InputError("export reads the float model: load the checkpoint again instead of its quantize_int8() copy")
     config = module.config
+    cell = REGISTRY[config.cell]
     index, weights = _tensors(module, fp32)
     bos = None if tokenizer.unknown_chars("\n") else int(tokenizer.encode("\n")[0])  # as LanguageModel primes
     meta = {
         "format": "rnnlm-web", "version": 1, "rnnlm": __version__, **facts,
-        "cell": config.cell, "num_layers": config.num_layers, "hidden_size": config.hidden_size,
+        "cell": config.cell, "cell_display": cell.display, "gates": cell.gates, "state": list(cell.state),
+        "num_layers": config.num_layers, "hidden_size": config.hidden_size,
         "embed_size": config.embed_size, "vocab_size": config.vocab_size, "tied": config.tie_weights,
         "parameters": num_parameters(module), "weights": "fp32" if fp32 else "int8",
         "chars": [tokenizer.decode([i]) for i in range(config.vocab_size)], "unk_id": tokenizer.unk_id,
@@ -127,6 +130,7 @@ def _page(module: RNNLM, tokenizer, facts: dict[str, Any], fp32: bool) -> tuple[
         "META": script_json(meta),
         "WEIGHTS": weights_text,
         "ENGINE": files.joinpath("engine.js").read_text("utf-8"),
+        "CELL": cell.js(),  # the cell's step, cellStep, which engine.js calls
         "UI": files.joinpath("ui.js").read_text("utf-8"),
     })
     return page, len(weights_text)

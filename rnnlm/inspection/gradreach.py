@@ -105,8 +105,8 @@ def _norms(module: RNNLM, rows: torch.Tensor, warmup: int, max_k: int) -> np.nda
         per_layer = []
         for layer in range(module.config.num_layers):
             h0 = state[0][layer].detach().requires_grad_(True)
-            c0 = state[1][layer].detach() if len(state) > 1 else None  # an LSTM carries (h, c)
-            hs, _, _ = run_layer(cell, x, layer_weights(module, layer), h0, c0)
+            rest = tuple(s[layer].detach() for s in state[1:])  # what the cell carries besides h (an LSTM's c)
+            hs, _, _ = run_layer(cell, x, layer_weights(module, layer), (h0, *rest))
             per_layer.append(hs)
             x = torch.stack(hs, dim=1)  # (W, K+1, H)
         logits = F.linear(per_layer[-1][-1], module.decoder.weight.detach(), module.decoder.bias.detach())  # (W, V)

@@ -10,7 +10,8 @@ Why not ``torch.ao.quantization.quantize_dynamic``: it has no mapping for
 ``nn.RNN`` (SimpleRNN would stay fp32), and its LSTM multiplies ``W_ih x`` and
 ``W_hh h`` separately.  Each int8 product costs ~20 µs of fixed overhead at
 batch 1 whatever its size (measured: a 65×512 product 20 µs, a 2048×1024 one
-31 µs), so :class:`Int8RNNLM` multiplies ``W [x; h]`` once per layer and keeps
+31 µs), so :class:`Int8RNNLM` multiplies ``W [x; h]`` once per layer where the
+cell reads only the sum (SimpleRNN, LSTM; GRU needs two products) and keeps
 small output layers in fp32 (7 µs for 65×512).  Measured on a 2×512 LSTM:
 110 µs per step against ~140 µs.  The int8 kernels are fbgemm's, reached
 through ``torch.ops.quantized`` (deprecated in favour of torchao, which has
@@ -32,7 +33,9 @@ from torch import nn
 
 from rnnlm.core.device import model_device
 from rnnlm.core.errors import InputError
+from rnnlm.model.cells import REGISTRY
 from rnnlm.model.network import RNNLM, State, zero_state
+from rnnlm.model.unroll import TORCH
 
 # Output layers at least this big (vocab × hidden) are quantised too: below it fp32 is faster at batch 1.
 INT8_DECODER_MIN_WEIGHTS = 1 << 20
@@ -75,70 +78,61 @@ class Int8Linear(nn.Module):
 class Int8RNNLM(nn.Module):
     """An int8 copy of an :class:`RNNLM` with the same interface: ``config``, ``init_state``, ``forward(ids, state)``.
 
-    The cells are the equations of ``reference.py``, stepped in torch: SimpleRNN
-    and LSTM take one product ``W [x; h] + b`` per layer (``W = [W_ih | W_hh]``,
-    ``b = b_ih + b_hh``); GRU needs ``W_hn h + b_hn`` apart (it is gated by
-    ``r``), so it takes two.  Sequences run one step at a time: this module is
-    for sampling, where each step waits for the previous token anyway.
+    The cells are their registry entries' steps (:mod:`rnnlm.model.cells`, the
+    equations the numpy reference runs), stepped in torch.  A cell whose step
+    reads only ``W_ih x + b_ih + W_hh h + b_hh`` (``gh_apart`` false: SimpleRNN,
+    LSTM) takes one product ``W [x; h] + b`` per layer (``W = [W_ih | W_hh]``,
+    ``b = b_ih + b_hh``) and gets the sum; one that reads ``W_hh h + b_hh`` apart
+    (GRU gates ``W_hn h + b_hn`` by ``r``) takes two.  Sequences run one step at
+    a time: this module is for sampling, where each step waits for the previous
+    token anyway.
     """
 
     def __init__(self, model: RNNLM) -> None:
         super().__init__()
         self.config = model.config
+        self.cell = REGISTRY[self.config.cell]
         self.embedding = copy.deepcopy(model.embedding)
         big = model.decoder.weight.numel() >= INT8_DECODER_MIN_WEIGHTS
         self.decoder = Int8Linear(model.decoder) if big else copy.deepcopy(model.decoder)
         self.hidden = self.config.hidden_size
-        self.layers: list[tuple[torch.Tensor, ...]] = []
+        self.layers: list[tuple[torch.Tensor, ...]] = []  # per layer: (W [x; h],) or (W_ih, W_hh), packed
         for k in range(self.config.num_layers):
             w_ih, w_hh, b_ih, b_hh = (getattr(model.rnn, f"{n}_l{k}").detach()
                                       for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-            if self.config.cell == "gru":
+            if self.cell.gh_apart:
                 self.layers.append((_pack(w_ih, b_ih), _pack(w_hh, b_hh)))
-                continue
-            w, b = torch.cat([w_ih, w_hh], dim=1), b_ih + b_hh
-            if self.config.cell == "lstm":  # rows i, f, g, o → i, f, o, g: one sigmoid over the first 3H
-                order = torch.cat([torch.arange(0, 2 * self.hidden), torch.arange(3 * self.hidden, 4 * self.hidden),
-                                   torch.arange(2 * self.hidden, 3 * self.hidden)])
-                w, b = w[order], b[order]
-            self.layers.append((_pack(w, b),))
+            else:
+                self.layers.append((_pack(torch.cat([w_ih, w_hh], dim=1), b_ih + b_hh),))
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         return zero_state(self.config, batch_size, device or "cpu")
 
-    def _step(self, x: torch.Tensor, k: int, h: torch.Tensor, c: torch.Tensor | None):
-        """One layer, one time step: x (B, I), h and c (B, H) → new h, c (few ops: each costs ~1 µs at batch 1)."""
-        cell, size = self.config.cell, self.hidden
-        if cell == "gru":
-            w_ih, w_hh = self.layers[k]
-            gx, gh = _int8_linear(x, w_ih), _int8_linear(h, w_hh)  # (B, 3H) each, rows r, z, n
-            rz = torch.sigmoid(gx[:, : 2 * size] + gh[:, : 2 * size])  # (B, 2H)
-            r, z = rz[:, :size], rz[:, size:]
-            n = torch.tanh(torch.addcmul(gx[:, 2 * size :], r, gh[:, 2 * size :]))
-            return torch.addcmul(n, z, h - n), None  # (1 − z) ⊙ n + z ⊙ h
-        pre = _int8_linear(torch.cat([x, h], dim=1), self.layers[k][0])  # (B, gates·H)
-        if cell == "rnn":
-            return torch.tanh(pre), None
-        gates = torch.sigmoid(pre[:, : 3 * size])  # (B, 3H): i, f, o
-        i, f, o = gates[:, :size], gates[:, size : 2 * size], gates[:, 2 * size :]
-        c = torch.addcmul(f * c, i, torch.tanh(pre[:, 3 * size :]))  # f ⊙ c + i ⊙ g
-        return o * torch.tanh(c), c
+    def _step(self, x: torch.Tensor, k: int, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """One layer, one time step: x (B, I) and the layer's state (each (B, H), h first) → its new state.
+
+        Few ops: each costs ~1 µs at batch 1.
+        """
+        packed = self.layers[k]
+        if len(packed) == 1:  # the step reads only the sum: (B, G·H) from one product, no gh
+            gx, gh = _int8_linear(torch.cat([x, state[0]], dim=1), packed[0]), None
+        else:
+            gx, gh = _int8_linear(x, packed[0]), _int8_linear(state[0], packed[1])  # (B, G·H) each
+        return self.cell.step(TORCH, gx, gh, state)[0]
 
     def forward(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Logits (B, T, V) and the state after the last step, as :meth:`RNNLM.forward` in eval mode."""
-        hs = list(state[0].unbind(0))  # L × (B, H)
-        cs = list(state[1].unbind(0)) if self.config.cell == "lstm" else [None] * len(hs)
+        layer_states = list(zip(*[s.unbind(0) for s in state]))  # L × the layer's state, each (B, H)
         emb = F.embedding(ids, self.embedding.weight)  # (B, T, E); the functional form skips module-call overhead
-        outputs = []
+        step, layers, outputs = self._step, range(len(layer_states)), []  # local names: ~1 µs a step at batch 1
         for t in range(ids.shape[1]):
             x = emb[:, t]  # (B, E)
-            for k in range(len(hs)):
-                hs[k], cs[k] = self._step(x, k, hs[k], cs[k])
-                x = hs[k]
+            for k in layers:
+                layer_state = layer_states[k] = step(x, k, layer_states[k])
+                x = layer_state[0]
             outputs.append(x)
         logits = self.decoder(torch.stack(outputs, dim=1))  # (B, T, V)
-        new_state = (torch.stack(hs),) if cs[0] is None else (torch.stack(hs), torch.stack(cs))
-        return logits, new_state
+        return logits, tuple([torch.stack(s) for s in zip(*layer_states)])
 
 
 def quantize_int8(model: nn.Module) -> Int8RNNLM:
@@ -149,4 +143,4 @@ def quantize_int8(model: nn.Module) -> Int8RNNLM:
     return Int8RNNLM(model).eval()
 
 
-__all__ = ["quantize_int8", "Int8RNNLM", "Int8Linear"]
+__all__ = ["Int8Linear", "Int8RNNLM", "quantize_int8"]

@@ -3,11 +3,11 @@
 torch's fused ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` return only the top
 layer's ``h`` at each step and the last state of each layer; the cell state and
 the gates at every step, which ``inspect`` shows, exist only inside the kernel.
-So they are recomputed here with the equations of :mod:`rnnlm.model.reference`
-(torch's gate order i f g o, and its GRU form ``n = tanh(W_in x + b_in + r ⊙
-(W_hn h + b_hn))``), written in torch so the same steps also carry gradients
-for :mod:`rnnlm.inspection.gradreach`.  A test holds the recomputed ``h`` equal to the
-fused forward pass within 1e-5 for every cell at 1–3 layers.
+So they are recomputed here with each cell's step from its registry entry
+(:mod:`rnnlm.model.cells`, the same equations the numpy reference runs), in
+torch through :data:`TORCH`, so the same steps also carry gradients for
+:mod:`rnnlm.inspection.gradreach`.  A test holds the recomputed ``h`` equal to
+the fused forward pass within 1e-5 for every cell at 1–3 layers.
 """
 
 from __future__ import annotations
@@ -16,17 +16,18 @@ from dataclasses import dataclass
 
 import torch
 
-from rnnlm.model.cells import REGISTRY
+from rnnlm.model.cells import REGISTRY, Ops
 from rnnlm.model.network import RNNLM, State
 
-# The per-step signals of each cell, in display order.  ``c`` is stored as tanh(c): bounded like h, and the
-# LSTM computes exactly that before the output gate (a monotone map, so rank-based scores do not change).
+TORCH = Ops(sigmoid=torch.sigmoid, tanh=torch.tanh, addcmul=torch.addcmul, lerp=torch.lerp)
+
+# The per-step signals of each cell, in display order.  An LSTM's ``c`` is stored as tanh(c)
+# (rnnlm/model/cells/lstm.py says why).
 SIGNALS = {name: cell.signals for name, cell in REGISTRY.items()}
 # Sigmoid gates, whose saturation (below 0.1 / above 0.9) the 2015 paper plotted.
 SIGMOID_GATES = {name: cell.sigmoid_gates for name, cell in REGISTRY.items()}
-# Value range of each signal: tanh-shaped ones in [-1, 1], sigmoid gates in [0, 1].
-SIGNAL_RANGE = {"h": (-1.0, 1.0), "c": (-1.0, 1.0), "g": (-1.0, 1.0), "n": (-1.0, 1.0),
-                "i": (0.0, 1.0), "f": (0.0, 1.0), "o": (0.0, 1.0), "r": (0.0, 1.0), "z": (0.0, 1.0)}
+# Value range of each signal: tanh-shaped ones in [-1, 1], sigmoid gates in [0, 1] (Cell.signal_range).
+SIGNAL_RANGE = {signal: cell.signal_range(signal) for cell in REGISTRY.values() for signal in cell.signals}
 
 
 @dataclass(frozen=True)
@@ -45,55 +46,45 @@ def layer_weights(module: RNNLM, layer: int) -> LayerWeights:
     return LayerWeights(*(getattr(rnn, f"{name}_l{layer}").detach() for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
 
 
-def step(cell: str, xw: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None, w: LayerWeights,
-         keep: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
-    """One time step given ``xw = W_ih x + b_ih`` (B, G·H): the new h, c and (with ``keep``) the gates."""
-    hw = torch.addmm(w.b_hh, h, w.W_hh.t())  # (B, G·H)
-    if cell == "rnn":
-        return torch.tanh(xw + hw), None, {}
-    if cell == "lstm":
-        i, f, g, o = (xw + hw).chunk(4, dim=1)  # (B, H) each
-        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-        c = f * c + i * g
-        tc = torch.tanh(c)
-        return o * tc, c, ({"c": tc, "i": i, "f": f, "g": g, "o": o} if keep else {})
-    xr, xz, xn = xw.chunk(3, dim=1)
-    hr, hz, hn = hw.chunk(3, dim=1)
-    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-    n = torch.tanh(xn + r * hn)
-    return (1 - z) * n + z * h, None, ({"r": r, "z": z, "n": n} if keep else {})
+def step(cell: str, xw: torch.Tensor, state: tuple[torch.Tensor, ...],
+         w: LayerWeights) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+    """One time step given ``xw = W_ih x + b_ih`` (B, G·H) and the layer's state (each (B, H), h first):
+    the new state and the cell's signals besides h."""
+    hw = torch.addmm(w.b_hh, state[0], w.W_hh.t())  # (B, G·H)
+    return REGISTRY[cell].step(TORCH, xw, hw, state)
 
 
-def run_layer(cell: str, x: torch.Tensor, w: LayerWeights, h: torch.Tensor, c: torch.Tensor | None,
-              keep: bool = False) -> tuple[list[torch.Tensor], torch.Tensor | None, dict[str, list[torch.Tensor]]]:
-    """Step one layer over x (B, T, I): the h of every step (a list, so gradients can be taken per step),
-    the last c, and with ``keep`` every step's gates."""
+def run_layer(cell: str, x: torch.Tensor, w: LayerWeights, state: tuple[torch.Tensor, ...],
+              keep: bool = False) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...], dict[str, list[torch.Tensor]]]:
+    """Step one layer over x (B, T, I) from ``state`` (the cell's state for this layer, each (B, H)): the h of
+    every step (a list, so gradients can be taken per step), the last state, and with ``keep`` every step's
+    signals besides h."""
     xw = torch.addmm(w.b_ih, x.reshape(-1, x.shape[-1]), w.W_ih.t()).reshape(x.shape[0], x.shape[1], -1)  # (B, T, G·H)
     hs: list[torch.Tensor] = []
     kept: dict[str, list[torch.Tensor]] = {}
     for t in range(x.shape[1]):
-        h, c, gates = step(cell, xw[:, t], h, c, w, keep)
-        hs.append(h)
-        for name, value in gates.items():
-            kept.setdefault(name, []).append(value)
-    return hs, c, kept
+        state, signals = step(cell, xw[:, t], state, w)
+        hs.append(state[0])
+        if keep:
+            for name, value in signals.items():
+                kept.setdefault(name, []).append(value)
+    return hs, state, kept
 
 
 @torch.no_grad()
 def unroll(module: RNNLM, ids: torch.Tensor, state: State, progress=None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Every signal of every layer at every step of ``ids`` (T,), starting from ``state`` (batch 1).
 
-    Returns ``{name: (L, T, H)}`` (see :data:`SIGNALS`) and the logits (T, V)
+    Returns ``{name: (L, T, H)}`` for each of the cell's signals (:attr:`Cell.signals`) and the logits (T, V)
     the decoder gives on the top layer's h.  ``progress(done, total)`` is
     called after each layer.
     """
     cell, layers = module.config.cell, module.config.num_layers
     x = module.embedding(ids.reshape(1, -1).long())  # (1, T, E)
-    out: dict[str, list[torch.Tensor]] = {name: [] for name in SIGNALS[cell]}
+    out: dict[str, list[torch.Tensor]] = {name: [] for name in REGISTRY[cell].signals}
     for layer in range(layers):
         w = layer_weights(module, layer)
-        c0 = state[1][layer] if cell == "lstm" else None  # (1, H)
-        hs, _, kept = run_layer(cell, x, w, state[0][layer], c0, keep=True)
+        hs, _, kept = run_layer(cell, x, w, tuple(s[layer] for s in state), keep=True)  # state: each (1, H)
         x = torch.stack(hs, dim=1)  # (1, T, H)
         out["h"].append(x[0])
         for name, values in kept.items():
@@ -111,4 +102,5 @@ def warm(module: RNNLM, ids: torch.Tensor) -> tuple[State, torch.Tensor]:
     return state, logits[0, -1]
 
 
-__all__ = ["SIGNALS", "SIGMOID_GATES", "SIGNAL_RANGE", "LayerWeights", "layer_weights", "step", "run_layer", "unroll", "warm"]
+__all__ = ["SIGMOID_GATES", "SIGNALS", "SIGNAL_RANGE", "TORCH", "LayerWeights", "layer_weights", "run_layer", "step",
+           "unroll", "warm"]

@@ -1,11 +1,14 @@
 "use strict";
-/* The exported model in the browser: torch's forward pass (rnn, lstm, gru in its reset-after form) and
-   rnnlm's sampler, including torch's CPU random generator, so a seeded draw here equals `rnnlm generate --seed`.
-   Matrix-vector products run in a WebAssembly SIMD kernel (rnnlm/web/kernel.py) or, without SIMD, in JS
-   over the same packed layout. window.rnnlm is the API the page and its tests use. */
+/* The exported model in the browser: torch's forward pass and rnnlm's sampler, including torch's CPU random
+   generator, so a seeded draw here equals `rnnlm generate --seed`. Matrix-vector products run in a WebAssembly
+   SIMD kernel (rnnlm/generation/web/kernel.py) or, without SIMD, in JS over the same packed layout.
+   window.rnnlm is the API the page and its tests use. The cell's own equations are not here: the page carries
+   the model's cell's step, cellStep (rnnlm/model/cells/<cell>.js, put in by the exporter), and meta says its
+   gate blocks (`gates`) and state (`state`). */
+function sigmoid(v) { return 1 / (1 + Math.exp(-v)); }  // for the cells' steps
+
 function createRnnlm(meta, weightsBase64, kernelBase64) {
-  const {cell, num_layers: L, hidden_size: H, embed_size: E, vocab_size: V} = meta;
-  const G = {rnn: 1, lstm: 4, gru: 3}[cell];
+  const {num_layers: L, hidden_size: H, embed_size: E, vocab_size: V, gates: G} = meta;
   const up4 = n => (n + 3) & ~3;
   const bytesOf = b64 => { const s = atob(b64), out = new Uint8Array(s.length); for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i); return out; };
   const blob = bytesOf(weightsBase64).buffer;
@@ -29,7 +32,8 @@ function createRnnlm(meta, weightsBase64, kernelBase64) {
   for (let k = 0; k < L; k++) {
     const inSize = k === 0 ? E : H;
     layers.push({inSize, wih: alloc(up4(G * H) * up4(inSize)), whh: alloc(up4(G * H) * up4(H)),
-                 gx: alloc(G * H), gh: alloc(G * H), h: alloc(H), x: k === 0 ? alloc(E) : -1, c: new Float32Array(H)});
+                 gx: alloc(G * H), gh: alloc(G * H), h: alloc(H), x: k === 0 ? alloc(E) : -1,
+                 rest: meta.state.slice(1).map(() => new Float32Array(H))});  // the state after h (an LSTM's c)
   }
   const dec = alloc(up4(V) * up4(H)), out = alloc(V);
   let memory = null, kernel = null;
@@ -75,11 +79,10 @@ function createRnnlm(meta, weightsBase64, kernelBase64) {
   let useKernel = kernel !== null;
   const matvec = (w, x, y, rows, cols) => useKernel ? kernel(4 * w, 4 * x, 4 * y, up4(rows), up4(cols)) : matvecJS(w, x, y, up4(rows), up4(cols));
 
-  const sigmoid = v => 1 / (1 + Math.exp(-v));
   const logits = new Float64Array(V);
 
   function reset() {
-    for (const ly of layers) { F.fill(0, ly.h, ly.h + H); ly.c.fill(0); }
+    for (const ly of layers) { F.fill(0, ly.h, ly.h + H); ly.rest.forEach(s => s.fill(0)); }
   }
 
   // One time step: feed token `id`, return the next token's logits (a view, overwritten by the next step).
@@ -88,21 +91,7 @@ function createRnnlm(meta, weightsBase64, kernelBase64) {
     for (const ly of layers) {
       matvec(ly.wih, ly.x, ly.gx, G * H, ly.inSize);
       matvec(ly.whh, ly.h, ly.gh, G * H, H);
-      const {gx, gh, h, c, b, bih, bhh} = ly;
-      if (cell === "rnn") {
-        for (let i = 0; i < H; i++) F[h + i] = Math.tanh(F[gx + i] + F[gh + i] + b[i]);
-      } else if (cell === "lstm") {  // rows i, f, g, o
-        for (let i = 0, f = H, g = 2 * H, o = 3 * H; i < H; i++, f++, g++, o++) {
-          c[i] = sigmoid(F[gx + f] + F[gh + f] + b[f]) * c[i] + sigmoid(F[gx + i] + F[gh + i] + b[i]) * Math.tanh(F[gx + g] + F[gh + g] + b[g]);
-          F[h + i] = sigmoid(F[gx + o] + F[gh + o] + b[o]) * Math.tanh(c[i]);
-        }
-      } else {  // gru, rows r, z, n: n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), h' = (1 − z) ⊙ n + z ⊙ h
-        for (let i = 0; i < H; i++) {
-          const r = sigmoid(F[gx + i] + F[gh + i] + b[i]), u = sigmoid(F[gx + H + i] + F[gh + H + i] + b[H + i]);
-          const n = Math.tanh(F[gx + 2 * H + i] + bih[2 * H + i] + r * (F[gh + 2 * H + i] + bhh[2 * H + i]));
-          F[h + i] = (1 - u) * n + u * F[h + i];
-        }
-      }
+      cellStep(F, ly.gx, ly.gh, ly.h, ly.rest, ly.b, ly.bih, ly.bhh, H);
     }
     matvec(dec, layers[L - 1].h, out, V, H);
     for (let v = 0; v < V; v++) logits[v] = F[out + v] + bdec[v];

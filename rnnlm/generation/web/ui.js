@@ -8,10 +8,9 @@
   window.rnnlm = createRnnlm(meta, weights.textContent.trim(), meta.kernel);
   weights.remove();  // the engine holds the decoded weights; the base64 text is no longer needed
 
-  const cells = {rnn: "SimpleRNN", lstm: "LSTM", gru: "GRU"};
   const millions = n => n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : String(n);
   const facts = [
-    `<b>${cells[meta.cell]}</b>, ${meta.num_layers} × ${meta.hidden_size} units`,
+    `<b>${meta.cell_display}</b>, ${meta.num_layers} × ${meta.hidden_size} units`,
     `<b>${millions(meta.parameters)}</b> parameters (${meta.weights} weights)`,
     `trained on <b></b>`,
     meta.val_bpc === null ? "no validation score" : `validation <b>${meta.val_bpc.toFixed(3)}</b> bpc`,
