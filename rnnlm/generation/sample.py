@@ -28,6 +28,7 @@ from rnnlm.core.config import SamplingConfig
 from rnnlm.core.device import model_device
 from rnnlm.core.errors import InputError
 from rnnlm.data.tokenizers.char import StreamDecoder, describe_chars
+from rnnlm.model.cells import REGISTRY
 
 FLUSH_EVERY_S = 0.02
 
@@ -132,13 +133,15 @@ def without_onednn() -> Iterator[None]:
 
 
 def step_context(model: nn.Module, device: torch.device) -> Callable[[], AbstractContextManager]:
-    """What to wrap each one-token step in: :func:`without_onednn` for an LSTM on the CPU, else nothing.
+    """What to wrap each one-token step in: :func:`without_onednn` on the CPU for a cell whose registry entry
+    says oneDNN's one-token call is slow (the LSTM), and for the fused module only; else nothing.
 
     The one place that decides it (sampling, beam search and the chat session all step one token at a time);
     ``nullcontext`` costs nothing per step.
     """
-    onednn_lstm = device.type == "cpu" and isinstance(getattr(model, "rnn", None), nn.LSTM)
-    return without_onednn if onednn_lstm else nullcontext
+    fused = isinstance(getattr(model, "rnn", None), nn.RNNBase)  # int8 copies step in their own kernels
+    slow = device.type == "cpu" and fused and REGISTRY[model.config.cell].slow_onednn_step
+    return without_onednn if slow else nullcontext
 
 
 @torch.inference_mode()

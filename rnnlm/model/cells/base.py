@@ -69,6 +69,7 @@ class Cell:
     sigmoid_gates: tuple[str, ...]    # the signals that are sigmoid gates (their saturation is plotted)
     step: Step = field(repr=False)    # the equations, written once for numpy and torch (module docstring)
     gh_apart: bool = False            # the step reads W_hh h + b_hh apart from W_ih x + b_ih (not only their sum)
+    slow_onednn_step: bool = False    # oneDNN's CPU kernel costs ms per one-token call (generation/sample.py)
     torch_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def signal_range(self, signal: str) -> tuple[float, float]:

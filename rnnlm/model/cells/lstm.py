@@ -32,4 +32,4 @@ def step(ops: Ops, gx: Array, gh: Array | None, state: tuple[Array, ...]) -> tup
 
 
 CELL = Cell("lstm", "LSTM", "LSTM", gates=4, state=("h", "c"), signals=("h", "c", "i", "f", "g", "o"),
-            sigmoid_gates=("i", "f", "o"), step=step)
+            sigmoid_gates=("i", "f", "o"), step=step, slow_onednn_step=True)
