@@ -11,4 +11,7 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # shellcheck disable=SC2086  # RNNLM_TORCH_ARGS is a list of arguments
 .venv/bin/python -m pip install -q --disable-pip-version-check ${RNNLM_TORCH_ARGS:-} "${RNNLM_TORCH:-torch==2.13.0}"
+# The distribution was named "rnnlm" before it became rnnlm-toolkit (that name on the index is another project):
+# an older .venv holds it, and its files would shadow this install's.
+.venv/bin/python -m pip uninstall -q -y rnnlm >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,docs]"

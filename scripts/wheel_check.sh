@@ -12,7 +12,9 @@ trap 'rm -rf "$WORK"' EXIT
 python3 -m venv "$WORK/venv"
 PIP=("$WORK/venv/bin/python" -m pip install -q --disable-pip-version-check)
 "${PIP[@]}" "${RNNLM_TORCH:-torch==2.13.0}"  # torch first: the project's range alone would bring the CUDA build
+ls "$WORK"/dist/rnnlm_toolkit-*.whl >/dev/null  # the distribution's name (pyproject.toml says why)
 "${PIP[@]}" "$WORK"/dist/*.whl
+"$WORK/venv/bin/python" -m pip show -q rnnlm-toolkit >/dev/null
 cd "$WORK"  # outside the repository: only the installed wheel can be imported
 RNNLM="$WORK/venv/bin/rnnlm"
 "$WORK/venv/bin/python" -c "import rnnlm, sys; sys.exit(0 if rnnlm.__file__.startswith('$WORK/venv') else 1)"
