@@ -20,6 +20,7 @@ _EXPORTS = {
     "load": "generation.language_model",
     "inspect": "inspection.inspector",
     "export_web": "generation.export",
+    "export_onnx": "generation.onnx_export",
     "LanguageModel": "generation.language_model",
     "ModelConfig": "core.config",
     "TrainConfig": "core.config",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
@@ -127,8 +128,39 @@ def _has_history_mark(path: Path) -> bool:
     return _head(path, len(HISTORY_MARK) + 2).split(b"\n", 1)[0].rstrip(b"\r") == HISTORY_MARK.encode()
 
 
+ONNX_PRODUCER = "rnnlm"  # the producer_name of every ONNX model rnnlm writes (export --format onnx)
+
+
+def _has_onnx_mark(path: Path) -> bool:
+    """An ONNX model rnnlm wrote: its ModelProto's ``producer_name`` (field 2) is :data:`ONNX_PRODUCER`.
+
+    Protobuf's serializers (onnx's included) write a message's fields in
+    field-number order, so a model starts with ``ir_version`` (field 1, a
+    varint) and then ``producer_name``: the mark is read from the first bytes,
+    without the onnx package.  (The format does not promise that order; a
+    model of ours written otherwise is only refused without ``--force``.)
+    """
+    head = _head(path, 64)
+    if head[:1] != b"\x08":  # field 1, varint
+        return False
+    pos = 1
+    while pos < len(head) and head[pos] & 0x80:  # the varint's continuation bytes
+        pos += 1
+    name = ONNX_PRODUCER.encode()
+    return head[pos + 1 : pos + 3 + len(name)] == b"\x12" + bytes([len(name)]) + name  # field 2, its length, the name
+
+
+ONNX_JSON_FORMAT = "rnnlm-onnx"  # the first key of the JSON beside an exported ONNX model: {"format": "rnnlm-onnx", ...}
+
+
+def _has_onnx_json_mark(path: Path) -> bool:
+    return re.match(rb'\{\s*"format"\s*:\s*"' + ONNX_JSON_FORMAT.encode() + rb'"', _head(path, 256)) is not None
+
+
 PAGE = OutputKind("an HTML page rnnlm wrote", _has_page_mark)
 NPZ = OutputKind("an inspect .npz rnnlm wrote", _has_npz_mark)
+ONNX = OutputKind("an ONNX model rnnlm wrote", _has_onnx_mark)
+ONNX_JSON = OutputKind("the JSON rnnlm writes beside an ONNX model", _has_onnx_json_mark)
 HISTORY = OutputKind(f"a chat history rnnlm keeps (its first line is not {HISTORY_MARK!r})", _has_history_mark,
                      "keep its lines and append to it")
 

@@ -83,7 +83,7 @@ def _tensors(module: RNNLM, fp32: bool) -> tuple[dict[str, dict[str, Any]], byte
     return index, blob.bytes()
 
 
-def _checkpoint_facts(lm) -> dict[str, Any]:
+def checkpoint_facts(lm) -> dict[str, Any]:
     """What the page shows about where the model came from: corpus, validation bpc, checkpoint, step."""
     meta = lm.meta
     names = meta.get("corpus", {}).get("names") or ["an unnamed corpus"]
@@ -142,7 +142,7 @@ def export_web(lm, out: str | Path, *, fp32: bool = False, force: bool = False) 
     An existing file at ``out`` is replaced only if it is a page rnnlm wrote, or with ``force``; never the
     checkpoint (:func:`rnnlm.core.fileio.check_output`).
     """
-    facts = _checkpoint_facts(lm)
+    facts = checkpoint_facts(lm)
     page, weights_bytes = _page(lm.module, lm.tokenizer, facts, fp32)
     out = write_output(out, page.encode("utf-8"), PAGE, inputs=[lm.path], force=force)
     size = out.stat().st_size
