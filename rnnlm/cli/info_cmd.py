@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from rnnlm.core.config import CELLS
-from rnnlm.cli.app import cli, print_result
+from rnnlm.cli.app import cli, given_flags, print_result, warn_ignored
 from rnnlm.cli.options import device_option, load_for_cli
 
 
@@ -18,17 +18,22 @@ from rnnlm.cli.options import device_option, load_for_cli
 @click.option("--latest", is_flag=True, help="With a run directory: use latest.safetensors, not best.")
 @click.option("--split", "which", type=click.Choice(["val", "test"]), default="val", help="Without FILE: which split of the run's corpus.")
 @click.option("--window", type=click.IntRange(min=1), default=None, help="Also score fresh-state windows of N tokens (nanoGPT's way).")
+@click.option("--streams", type=click.IntRange(min=1), default=None,
+              help="Cut the text into N contiguous streams, each from a fresh state [default: the run's, 32]; "
+                   "1 scores FILE as one stream, as rnnlm score does.")
 @click.option("--full", is_flag=True, help="Score the whole validation split, not the fixed sample training validated on (big corpora).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @device_option()
 @click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", help="Score the int8 model that generate --quantize int8 samples from (CPU).")
-def evaluate(checkpoint, file, latest, which, window, full, as_json, device, quantize) -> None:
+@click.pass_context
+def evaluate(ctx, checkpoint, file, latest, which, window, streams, full, as_json, device, quantize) -> None:
     """Loss (nats), perplexity and bits per character of CHECKPOINT on FILE or on its own split.
 
     \b
     rnnlm eval checkpoints/run                 # validation split of the run's corpus (as training scored it)
     rnnlm eval checkpoints/run --full          # all of it, where training scored a fixed sample
     rnnlm eval checkpoints/run held-out.txt --json
+    rnnlm eval checkpoints/run held-out.txt --streams 1   # one stream, as rnnlm score held-out.txt
     """
     from rnnlm.cli.progress import PhaseLines
 
@@ -39,16 +44,21 @@ def evaluate(checkpoint, file, latest, which, window, full, as_json, device, qua
     scope = lm.meta.get("val_scope") or {}
     sampled = which == "val" and not full and not file and scope.get("kind") == "sample"
     label = f"{which} split" + (f" (fixed sample: {scope['chars']:,} characters; --full for all)" if sampled else "")
+    if sampled:
+        warn_ignored(given_flags(ctx) & {"streams"}, "the fixed validation sample is scored as its own segments "
+                     "(--full scores the whole split)")
 
     def score(window_size):
         report = (lambda done, total: lines(f"scoring the {label}", done, total))
         if file:
-            return lm.evaluate(file=file, window=window_size)
-        return lm.evaluate_split(which, window=window_size, full=full, progress=report)
+            return lm.evaluate(file=file, window=window_size, streams=streams)
+        return lm.evaluate_split(which, window=window_size, full=full, streams=streams, progress=report)
 
     result = score(None)
     windowed = score(window) if window else None
     record = {**result.to_dict(), "checkpoint": str(lm.path), "file": file or label}
+    if not sampled:
+        record["streams"] = lm.train_config.eval_streams if streams is None else streams
     if windowed is not None:
         record["window"] = {"size": window, **windowed.to_dict()}
     if as_json:

@@ -3,6 +3,8 @@ CHECKPOINT argument, and the copy check's one-line summary."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from rnnlm.core.config import CHAT_REPLY_LENGTH, DEVICES, SamplingConfig
@@ -62,6 +64,15 @@ def load_for_cli(checkpoint: str | None, latest: bool, device: str = "cpu"):
     if checkpoint is None:
         click.echo(f"using {lm.path}", err=True)
     return lm
+
+
+def checkpoint_and_rest(args: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """``[CHECKPOINT] ARG...`` where both are positional: the first argument is the CHECKPOINT only if it ends in
+    ``.safetensors`` or names a directory (a run directory); otherwise every argument is an ARG and the newest run
+    is used (:func:`load_for_cli` says which).  docs/score.md states the rule."""
+    if args and (args[0].lower().endswith(".safetensors") or Path(args[0]).is_dir()):
+        return args[0], args[1:]
+    return None, args
 
 
 def copy_summary(report) -> str:

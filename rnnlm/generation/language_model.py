@@ -1,8 +1,8 @@
 """``rnnlm.load(path)``: a checkpoint alone becomes a usable language model.
 
 :class:`LanguageModel` is a :class:`rnnlm.model.loading.LoadedModel` (config,
-tokenizer and module, all from the checkpoint) that offers ``generate`` (sampling or beam search), ``stream``, ``evaluate`` and
-``copy_check``.
+tokenizer and module, all from the checkpoint) that offers ``generate`` (sampling or beam search), ``stream``, ``evaluate``,
+``score`` and ``copy_check``.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 
-from rnnlm.core.errors import InputError
+from rnnlm.core.errors import InputError, RnnlmError
 from rnnlm.data.corpus import read_text, same_corpus
 from rnnlm.data.splits import encode_splits, scope_segments
-from rnnlm.data.tokenizers.char import describe_chars
-from rnnlm.evaluation.metrics import EvalResult, evaluate_ids, evaluate_scope
+from rnnlm.data.tokenizers.char import codepoints, describe_chars
+from rnnlm.evaluation.metrics import (EvalResult, TextScore, char_bits, evaluate_ids, evaluate_scope, line_scores,
+                                      score_ids)
 from rnnlm.core.config import SamplingConfig
 from rnnlm.generation.sample import generate_texts, stream_text
 from rnnlm.model.loading import LoadedModel, load_parts
@@ -110,10 +112,75 @@ class LanguageModel(LoadedModel):
                              repetition_penalty=repetition_penalty, stop=stop)
         return stream_text(self.module, self.tokenizer, prompt, cfg, echo=echo, bos_id=self._bos())
 
-    def evaluate(self, text: str | None = None, *, file: str | Path | None = None, window: int | None = None) -> EvalResult:
-        """Score all of ``text`` or ``file`` (the hidden state streamed through it, or fresh ``window``s)."""
+    def evaluate(self, text: str | None = None, *, file: str | Path | None = None, window: int | None = None,
+                 streams: int | None = None) -> EvalResult:
+        """Score all of ``text`` or ``file`` (the hidden state streamed through it, or fresh ``window``s).
+
+        The text is cut into ``streams`` contiguous segments (default: the run's
+        ``eval_streams``, 32), each from a fresh state whose first token is context;
+        ``streams=1`` scores it as one stream, as :meth:`score` does.
+        """
         return evaluate_ids(self.module, self._encode(text, file), token_chars=self.tokenizer.char_lengths(),
-                            streams=self.train_config.eval_streams, window=window)
+                            streams=self._streams(streams), window=window)
+
+    def _streams(self, streams: int | None) -> int:
+        return self.train_config.eval_streams if streams is None else streams
+
+    def unknown_chars(self, text: str) -> list[str]:
+        """The distinct characters of ``text`` outside the vocabulary, sorted (none for a subword model's bytes)."""
+        return self.tokenizer.unknown_chars(text) if self.tokenizer.kind == "char" else []
+
+    def score(self, text: str, *, skip_unknown: bool = False, per_char: bool = False, lines: bool = False,
+              progress=None) -> TextScore:
+        """Bits per character of ``text`` scored as one stream from a fresh state (``rnnlm score``; docs/score.md).
+
+        The first token (the first character, for a character model) is the
+        context of the first prediction and is not scored, as in :meth:`evaluate`
+        and validation; so the figure equals ``evaluate(text, streams=1)``.
+        Characters outside the vocabulary score as ``<unk>`` where the vocabulary
+        has one (with a warning), else are an ``InputError`` naming them, unless
+        ``skip_unknown``, which leaves them out (the model reads the text without
+        them; ``skipped`` counts them).  ``per_char``: the bits of each character
+        (None where not scored); ``lines``: per line, each owning its newline.
+        ``progress(done, total)`` counts predicted tokens.
+        """
+        if not isinstance(text, str):
+            raise InputError(f"score takes a str, not {type(text).__name__}")
+        unknown = self.unknown_chars(text)
+        kept, positions, count = text, None, 0
+        if unknown:
+            missing = np.isin(codepoints(text), np.array([ord(c) for c in unknown]))
+            count = int(missing.sum())
+            if skip_unknown:
+                kept, positions = text.translate({ord(c): None for c in unknown}), np.flatnonzero(~missing)
+            elif self.tokenizer.unk_id is not None:
+                warnings.warn(f"{count:,} characters of the scored text ({len(unknown)} distinct) are not in the "
+                              f"vocabulary and score as <unk>: {describe_chars(unknown, 5)}", stacklevel=2)
+            else:
+                raise InputError(unknown_message(unknown))
+        ids = self.tokenizer.encode(kept, unknown="unk" if unknown and not skip_unknown else "error")
+        lengths = self.tokenizer.char_lengths()
+        spelled = np.ones(len(ids), np.int64) if lengths is None else np.asarray(lengths)[ids]
+        if len(ids) < 2 or int(spelled[1:].sum()) == 0:
+            left = f" ({count:,} left out)" if positions is not None else ""
+            raise InputError(f"too little text to score: {len(kept)} character(s){left}; the first is the context "
+                             "of the first prediction, so at least 2 are needed")
+        result, nats = score_ids(self.module, ids, token_chars=lengths, progress=progress)
+        bits = None
+        if per_char or lines:
+            bits = char_bits(ids, nats, lengths)
+            if len(bits) != len(kept):
+                raise RnnlmError(f"the tokenizer spelled {len(bits)} characters for a text of {len(kept)}")
+            if positions is not None:  # back to the places of the whole text; the characters left out stay NaN
+                full = np.full(len(text), np.nan)
+                full[positions] = bits
+                bits = full
+        return TextScore(
+            nats=result.nats, chars=result.chars, tokens=result.tokens, text_chars=len(text),
+            context_chars=int(spelled[0]), skipped=count if positions is not None else 0,
+            unk=count if unknown and positions is None else 0, unknown=tuple(unknown),
+            per_char=tuple(None if np.isnan(b) else float(b) for b in bits) if per_char else None,
+            lines=tuple(line_scores(text, bits)) if lines else None)
 
     def _encode(self, text: str | None, file: str | Path | None):
         """Ids of ``text`` or ``file``; characters outside the vocabulary map to ``<unk>`` (warned) or are an error."""
@@ -130,14 +197,15 @@ class LanguageModel(LoadedModel):
         return self.tokenizer.encode(text, unknown="unk" if unknown and self.tokenizer.unk_id is not None else "error")
 
     def evaluate_split(self, split: str = "val", *, window: int | None = None, full: bool = False,
-                       progress=None) -> EvalResult:
+                       streams: int | None = None, progress=None) -> EvalResult:
         """Score the run's own validation or test split, re-read from the corpus files it names.
 
         The split is recomputed exactly as training made it (same tokenizer, same
         fractions).  On ``val`` the default is the scope training validated on
         (the header's ``val_scope``: the whole split, or a fixed sample of a big
         one), so it equals the checkpoint's stored ``val_bpc``; ``full`` scores
-        the whole split.
+        the whole split.  ``streams`` cuts a whole split as :meth:`evaluate` does
+        (a fixed sample is scored as its own segments).
         """
         index = {"train": 0, "val": 1, "test": 2}[split]
         val_file = self.meta["split"].get("val_file")
@@ -156,8 +224,13 @@ class LanguageModel(LoadedModel):
             ids = splits[index]
         scope = self.meta.get("val_scope") if split == "val" and not full else None
         return evaluate_scope(self.module, ids, scope_segments(ids, self.tokenizer, scope),
-                              token_chars=self.tokenizer.char_lengths(), streams=self.train_config.eval_streams,
+                              token_chars=self.tokenizer.char_lengths(), streams=self._streams(streams),
                               window=window, progress=progress)
+
+
+def unknown_message(unknown: Sequence[str]) -> str:
+    """What :meth:`LanguageModel.score` says of characters outside a vocabulary without ``<unk>``."""
+    return f"characters not in the vocabulary: {describe_chars(unknown)} (--skip-unknown leaves them out of the score)"
 
 
 def load(path: str | Path | None = None, *, latest: bool = False, device: str = "auto") -> LanguageModel:
