@@ -1,0 +1,163 @@
+"""Paired runs with step budgets: each regulariser against the same run without it (issue "longer budgets").
+
+    python scripts/paired.py run --name ts30 --size 512x1 --steps 6723 --arms base,reset,wdrop,edrop,all --jobs 2
+    python scripts/paired.py run --name ts30 --size 512x1 --steps 6723 --arms base,all --seeds 1   # the second seed
+    python scripts/paired.py add checkpoints/RUN --name ts30 --arm base --size 512x1   # a run trained elsewhere
+    python scripts/paired.py table            # BENCHMARKS.md's "longer-budgets" section (and stdout)
+
+Every run of a group trains the same size for the same number of steps with
+the same seed and data order (``--max-steps``, one thread each, ``--jobs`` side
+by side), so what the machine does meanwhile moves its wall time and nothing
+else; an arm differs from ``base`` only by its flags.  A run that is cut off is
+continued with ``--resume`` (bitwise, for a step budget) the next time
+``run`` is called; finished runs are skipped.  Each finished run is also scored
+from zero states (scripts/fresh_starts.py): collapsed starts, streamed and
+``--window 64`` bpc.  Results land in ``checkpoints/.paired/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts.benchmarks_md import write_section  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
+WORK = ROOT / "checkpoints" / ".paired"
+RESULTS = WORK / "results.json"
+STATE_RESET = "0.0625"  # one stream in 16 restarts at each window (docs/defaults.md)
+ARMS = {
+    "base": [],
+    "reset": ["--state-reset", STATE_RESET],
+    "wdrop": ["--weight-drop", "auto"],
+    "edrop": ["--embed-drop", "auto"],
+    "all": ["--state-reset", STATE_RESET, "--weight-drop", "auto", "--embed-drop", "auto"],
+}
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def load_results() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"machine": f"{cpu_model()}, 2 cores", "runs": {}}
+
+
+def train_one(group: str, corpus: Path, size: str, steps: int, arm: str, seed: int, split: str | None) -> dict:
+    """One run in its own process (resumed if a checkpoint of it exists), then its fresh-start figures."""
+    out = WORK / group / f"{arm}-s{seed}"
+    done = out / "summary.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    cmd = [sys.executable, "-m", "rnnlm", "train", str(corpus), "--threads", "1", "--size", size,
+           "--max-steps", str(steps), "--seed", str(seed), "--out", str(out), *ARMS[arm],
+           *(["--split", split] if split else [])]
+    if (out / "latest.safetensors").exists():
+        cmd = [sys.executable, "-m", "rnnlm", "train", str(corpus), "--threads", "1", "--resume", "--out", str(out)]
+    log = WORK / group / f"{arm}-s{seed}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:
+        subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+    record = record_of(out, group, arm, seed, size)
+    done.write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def record_of(out: Path, group: str, arm: str, seed: int, size: str) -> dict:
+    """A finished run's figures: its final summary (metrics.jsonl's last ``done``) and its fresh starts."""
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    final = next(e for e in reversed(events) if e.get("event") == "done")
+    if final["stop_reason"] != "budget":
+        raise SystemExit(f"{out} did not finish its budget ({final['stop_reason']}); `run` resumes it")
+    fresh = subprocess.run([sys.executable, str(ROOT / "scripts" / "fresh_starts.py"), str(out), "--json",
+                            "--threads", "1"], check=True, capture_output=True, text=True, cwd=ROOT)
+    return {"group": group, "arm": arm, "seed": seed, "size": size, "steps": final["steps"],
+            "val_bpc": round(final["val_bpc"], 4), "best_val_bpc": round(final["best_val_bpc"], 4),
+            "dropout": final["dropout"], "weight_drop": final.get("weight_drop", 0.0),
+            "embed_drop": final.get("embed_drop", 0.0), "state_reset": final.get("state_reset", 0.0),
+            **{k: v for k, v in json.loads(fresh.stdout).items() if k != "run"}}
+
+
+def save(record: dict) -> None:
+    results = load_results()
+    results["runs"][f"{record['group']}/{record['arm']}-s{record['seed']}"] = record
+    WORK.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    print(json.dumps(record), flush=True)
+
+
+def cmd_add(args) -> None:
+    """Record a run trained elsewhere (e.g. by an earlier version of rnnlm with every technique off) as an arm."""
+    save(record_of(Path(args.run), args.name, args.arm, args.seed, args.size))
+
+
+def cmd_run(args) -> None:
+    jobs = [(arm, seed) for seed in (int(s) for s in args.seeds.split(",")) for arm in args.arms.split(",")]
+    for arm, _ in jobs:
+        if arm not in ARMS:
+            raise SystemExit(f"unknown arm {arm!r}; choose from {', '.join(ARMS)}")
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(train_one, args.name, Path(args.corpus), args.size, args.steps, arm, seed, args.split)
+                   for arm, seed in jobs]
+        for future in futures:
+            save(future.result())
+
+
+def cmd_table(args) -> None:
+    results = load_results()
+    runs = list(results["runs"].values())
+    rows = ["| group | size × steps | arm | seed | rates (dropout / weight / embed / reset) | final val bpc | "
+            "best val bpc | Δ best vs base | collapsed of 128 | streamed | `--window 64` |", "|" + "---|" * 11]
+    for r in sorted(runs, key=lambda r: (r["group"], r["seed"], list(ARMS).index(r["arm"]))):
+        base = next((b for b in runs if b["group"] == r["group"] and b["seed"] == r["seed"] and b["arm"] == "base"),
+                    None)
+        delta = "" if base is None or r["arm"] == "base" else f"{r['best_val_bpc'] - base['best_val_bpc']:+.4f}"
+        rates = f"{r['dropout']:g} / {r['weight_drop']:g} / {r['embed_drop']:g} / {r['state_reset']:g}"
+        rows.append(f"| {r['group']} | {r['size']} × {r['steps']:,} | {r['arm']} | {r['seed']} | {rates} | "
+                    f"{r['val_bpc']:.4f} | {r['best_val_bpc']:.4f} | {delta} | {r['collapsed']} | "
+                    f"{r['streamed_bpc']:.4f} | {r['window64_bpc']:.4f} |")
+    body = (f"## Longer budgets: paired runs\n\n{results['machine']}, one thread per run, two side by side.\n\n"
+            "Command: `python scripts/paired.py run ...` then `table`. Step budgets (the steps a size makes in "
+            "M minutes on this machine), so load cannot move a verdict; an arm differs from `base` only by its "
+            "flags (same seed, data order and steps). Collapsed: fresh 200-character starts of validation text "
+            "above 6 bpc from a zero state (`scripts/fresh_starts.py`).\n\n" + "\n".join(rows) + "\n")
+    print(body)
+    write_section("longer-budgets", body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train the arms of one group (skips finished runs, resumes cut-off ones)")
+    run.add_argument("--name", required=True, help="the group: one size, step count and corpus")
+    run.add_argument("--corpus", default=str(CORPUS))
+    run.add_argument("--size", default="512x1")
+    run.add_argument("--steps", type=int, required=True)
+    run.add_argument("--arms", default=",".join(ARMS))
+    run.add_argument("--seeds", default="0")
+    run.add_argument("--split", default=None, help="e.g. 0.9,0.1 (nanoGPT's split)")
+    run.add_argument("--jobs", type=int, default=2)
+    add = sub.add_parser("add", help="record a finished run directory as an arm of a group")
+    add.add_argument("run")
+    add.add_argument("--name", required=True)
+    add.add_argument("--arm", required=True, choices=list(ARMS))
+    add.add_argument("--seed", type=int, default=0)
+    add.add_argument("--size", required=True)
+    sub.add_parser("table", help="write BENCHMARKS.md's longer-budgets section")
+    args = parser.parse_args()
+    {"run": cmd_run, "add": cmd_add, "table": cmd_table}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
