@@ -37,6 +37,7 @@ STATE_RESET = "0.0625"  # one stream in 16 restarts at each window (docs/default
 ARMS = {
     "base": [],
     "reset": ["--state-reset", STATE_RESET],
+    "reset64": ["--state-reset", "0.015625"],  # a smaller share, one stream in 64
     "wdrop": ["--weight-drop", "auto"],
     "edrop": ["--embed-drop", "auto"],
     "all": ["--state-reset", STATE_RESET, "--weight-drop", "auto", "--embed-drop", "auto"],
