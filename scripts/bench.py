@@ -38,7 +38,7 @@ from rnnlm.model.network import RNNLM  # noqa: E402
 from rnnlm.data.tokenizers.char import CharTokenizer  # noqa: E402
 from rnnlm.training.trainer import Trainer  # noqa: E402
 
-from benchmarks_md import write_section  # noqa: E402  (scripts/ is on the path: this file's folder)
+from benchmarks_md import cpu_model, write_section  # noqa: E402  (scripts/ is on the path: this file's folder)
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
 console = Console(width=140)  # tables whole, even when the output is piped to a log
@@ -131,8 +131,7 @@ def lstm_train_flops_per_char(vocab, embed, hidden, layers) -> float:
 
 
 def machine_line() -> str:
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     return (f"{cpu}, {torch.get_num_threads()} threads, AVX-512 BF16: {'yes' if cpu_has_native_bf16() else 'no'}, "
             f"torch {torch.__version__}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
 

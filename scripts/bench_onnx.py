@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -53,11 +52,9 @@ CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # 
 
 def cpu_line(threads: int) -> str:
     """The CPU by name, its SIMD, the threads used and the load: figures from a shared machine need all four."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                platform.processor() or "unknown CPU")
-    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
-    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    from scripts.benchmarks_md import cpu_model, cpu_simd
+
+    name, simd = cpu_model(), cpu_simd()
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     return (f"{name}, {os.cpu_count()} cores, {simd}; {threads} thread(s) for torch and ONNX Runtime; load average "
             f"{load} (1/5/15 min) when measured; torch {torch.__version__}")
@@ -146,12 +143,17 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch's and ONNX Runtime's (default 1)")
+    parser.add_argument("--write", action="store_true", help="also write BENCHMARKS.md's onnx section")
     parser.add_argument("--json", action="store_true", help="print one JSON object after the table")
     args = parser.parse_args()
     command = " ".join(["python scripts/bench_onnx.py", *(a for a in sys.argv[1:] if a != "--json")])
     result = bench_onnx(args.cell, args.hidden, args.layers, args.embed, args.length, args.repeats, args.threads,
                         command)
     print(result["markdown"])
+    if args.write:
+        from scripts.benchmarks_md import write_section
+
+        write_section("onnx", "## ONNX Runtime against rnnlm's samplers (batch 1)\n\n" + result["markdown"])
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "markdown"}))
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -29,15 +28,14 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 RNNLM = Path(sys.executable).with_name("rnnlm")
 
 
 def cpu_line() -> str:
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                platform.processor() or "unknown CPU")
-    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
-    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    from scripts.benchmarks_md import cpu_model, cpu_simd
+
+    name, simd = cpu_model(), cpu_simd()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{name}, {os.cpu_count()} cores, {simd}, load average {load:.1f} at the start"
 
@@ -158,6 +156,7 @@ def main() -> None:
     parser.add_argument("--max-time", type=float, default=300.0, help="no request starts after this many seconds")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--write", action="store_true", help="also write BENCHMARKS.md's serve section")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not 1 <= args.clients <= 64 or not 1 <= args.requests <= 1000:
@@ -182,6 +181,10 @@ def main() -> None:
     result = {"model": model, "describes": described, "max_tokens": args.max_tokens, "stream": args.stream,
               "threads": args.threads, "cpu": cpu, "phases": phases}
     print(markdown(result))
+    if args.write:
+        from scripts.benchmarks_md import write_section
+
+        write_section("serve", "## `rnnlm serve` under load\n\n" + markdown(result))
     if args.json:
         print(json.dumps(result))
 

@@ -1,8 +1,10 @@
 """BENCHMARKS.md's sections, each between ``<!-- bench:NAME -->`` markers, rewritten by the script that measures
-it (``bench.py``, ``sweep.py``); a module of its own so those scripts import it, not each other."""
+it (``bench.py``, ``sweep.py``, ``paired.py``, ``bench_onnx.py``, ``bench_serve.py``), and the machine each figure
+names; a module of its own so those scripts import it, not each other."""
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 from rnnlm.core.fileio import atomic_write_text
@@ -21,3 +23,21 @@ def write_section(name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     atomic_write_text(BENCH_MD, text)
+
+
+def _cpuinfo() -> str:
+    path = Path("/proc/cpuinfo")
+    return path.read_text() if path.exists() else ""
+
+
+def cpu_model() -> str:
+    """The CPU's model name: every figure names the machine it was measured on."""
+    return next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines() if line.startswith("model name")),
+                platform.processor() or "unknown CPU")
+
+
+def cpu_simd() -> str:
+    """The widest vector extension the CPU reports: bf16 speed and float rounding differ between these machines."""
+    flags = set(next((line.split(":", 1)[1].split() for line in _cpuinfo().splitlines() if line.startswith("flags")),
+                     []))
+    return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"

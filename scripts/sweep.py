@@ -25,7 +25,6 @@ import argparse
 import fcntl
 import json
 import multiprocessing
-import platform
 import shutil
 import sys
 import time
@@ -40,15 +39,11 @@ sys.path.insert(0, str(ROOT))
 from rnnlm.training.autosize import GRID, TABLE_PATH, TRAIN_SHARE, Size  # noqa: E402
 from rnnlm.core.config import ModelConfig, TrainConfig  # noqa: E402
 from rnnlm.core.fileio import atomic_write  # noqa: E402
+from scripts.benchmarks_md import cpu_model  # noqa: E402
 
 WORK = ROOT / "checkpoints" / ".sweep"
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def load_table() -> dict:
