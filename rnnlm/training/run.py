@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -22,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from rnnlm.training.autosize import Choice, Size, check_memory, size_for_budget, text_script, train_chars
-from rnnlm.training.schedule import RATES, auto_rates
+from rnnlm.training.schedule import RATES, auto_rates, fixed_steps
 from rnnlm.core.checkpoint import load_checkpoint, load_weights, resolve_checkpoint
 from rnnlm.core.config import RUNS_ROOT, ModelConfig, TrainConfig
 from rnnlm.data.corpus import read_text, same_corpus
@@ -169,19 +168,16 @@ def planned_rates(model_cfg: ModelConfig, config: TrainConfig, batches: TBPTTBat
     with a fixed size and a time budget they are known only at the first fit,
     and the auto rates are None.
     """
-    totals = [config.max_steps] if config.max_steps is not None else []
-    if config.epochs is not None:
-        totals.append(max(1, math.ceil(config.epochs * batches.windows_per_epoch)))
-    passes = min(totals) / batches.windows_per_epoch if totals else None
+    steps = fixed_steps(config.max_steps, config.epochs, batches.windows_per_epoch)
+    passes = steps / batches.windows_per_epoch if steps is not None else None
     predicted = choice.get("chars", {}).get(choice["size"])
     if config.max_time_s is not None and predicted:
         timed = predicted / max(1, train_chars(batches.ids, token_chars))
         passes = timed if passes is None else min(passes, timed)
     fitted = auto_rates(passes) if passes is not None else {}
-    rates = {name: (getattr(model_cfg, name), False) if getattr(model_cfg, name) is not None
-             else (fitted.get(name), True) for name in RATES}
+    auto = [name for name in RATES if getattr(model_cfg, name) is None]
     return {"passes": passes, "state_reset": config.state_reset,
-            **{name: value for name, (value, _) in rates.items()}, "auto": [n for n, (_, a) in rates.items() if a]}
+            **{name: fitted.get(name) if name in auto else getattr(model_cfg, name) for name in RATES}, "auto": auto}
 
 
 def _checkpoint_choice(model_cfg: ModelConfig) -> dict[str, Any]:

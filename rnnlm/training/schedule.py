@@ -63,6 +63,14 @@ def auto_dropout(epochs: float) -> float:
     return round(min(DROPOUT_MAX, max(0.0, DROPOUT_AT_10_EPOCHS + slope * octaves)), 3)
 
 
+def fixed_steps(max_steps: int | None, epochs: float | None, windows_per_epoch: int) -> int | None:
+    """The step count a step or epoch budget gives up front (the smaller of the two), or None without either."""
+    totals = [max_steps] if max_steps is not None else []
+    if epochs is not None:
+        totals.append(max(1, math.ceil(epochs * windows_per_epoch)))
+    return min(totals) if totals else None
+
+
 # The regularisers the budget fits, as ModelConfig and TrainState name them (None in the config = auto).
 RATES = ("dropout", "weight_drop", "embed_drop")
 # DropConnect and embedding dropout as multiples of the auto dropout rate: one rule fits all three.

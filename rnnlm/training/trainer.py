@@ -14,7 +14,6 @@ sets the count.  The clock is injectable (``clock=``), so tests drive it.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import time
@@ -34,8 +33,8 @@ from rnnlm.evaluation.metrics import EvalResult, evaluate_scope
 from rnnlm.model.network import RNNLM, State, detach_state, num_parameters
 from rnnlm.training.events import Callback, Event
 from rnnlm.training.pacing import LogWindow, StepRate, TrainingClock
-from rnnlm.training.schedule import (RATES, StopFlag, auto_rates, cosine_progress, effective_warmup, lr_factor,
-                                    reset_streams)
+from rnnlm.training.schedule import (RATES, StopFlag, auto_rates, cosine_progress, effective_warmup,
+                                    fixed_steps, lr_factor, reset_streams)
 from rnnlm.training.state import TrainState, build_checkpoint, restore_training
 
 
@@ -173,12 +172,7 @@ class Trainer:
 
     def _fixed_total(self) -> int | None:
         """The step count when it is known up front: from ``max_steps`` and/or ``epochs``."""
-        totals = []
-        if self.config.max_steps is not None:
-            totals.append(self.config.max_steps)
-        if self.config.epochs is not None:
-            totals.append(max(1, math.ceil(self.config.epochs * self.batches.windows_per_epoch)))
-        return min(totals) if totals else None
+        return fixed_steps(self.config.max_steps, self.config.epochs, self.batches.windows_per_epoch)
 
     def emit(self, kind: str, **data: Any) -> None:
         if self.rank != 0:
