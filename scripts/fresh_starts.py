@@ -20,28 +20,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import rnnlm  # noqa: E402
 from rnnlm.data.splits import encode_splits  # noqa: E402
+from rnnlm.evaluation.metrics import score_ids  # noqa: E402
 
 COLLAPSED_BPC = 6.0
 
 
-@torch.no_grad()
 def start_bpc(module, ids: np.ndarray, starts: int, length: int, token_chars: np.ndarray | None) -> np.ndarray:
-    """bpc of each of ``starts`` evenly spaced pieces of ``ids`` (``length`` predictions each), each from zero;
-    ``token_chars`` as in rnnlm.evaluation.metrics (None: one character per token)."""
+    """bpc of each of ``starts`` evenly spaced pieces of ``ids`` (``length`` predictions each), each scored as
+    ``rnnlm score`` scores a text: one stream from a zero state, its first id context."""
     offsets = np.linspace(0, len(ids) - length - 1, starts).round().astype(int)
-    rows = torch.from_numpy(np.stack([ids[o : o + length + 1] for o in offsets]).astype(np.int64))  # (S, L+1)
-    module.eval()
-    logits, _ = module(rows[:, :-1], module.init_state(starts, "cpu"))  # (S, L, V)
-    nats = F.cross_entropy(logits.float().transpose(1, 2), rows[:, 1:], reduction="none").sum(1)  # (S,)
-    chars = length if token_chars is None else token_chars[rows[:, 1:].numpy()].sum(1)
-    return nats.double().numpy() / chars / np.log(2)
+    return np.array([score_ids(module, ids[o : o + length + 1], token_chars=token_chars)[0].bpc for o in offsets])
 
 
 def measure(run: str, starts: int, length: int, threshold: float) -> dict:
