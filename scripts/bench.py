@@ -2,6 +2,7 @@
 
     python scripts/bench.py --quick      # speeds (minutes)
     python scripts/bench.py --quality    # time-to-quality runs (~75 min; start it in the background)
+    python scripts/bench.py --only longer-budgets   # the regularisers' paired step-budget runs (scripts/paired.py)
 
 Prints a rich table per section and rewrites the matching section of
 BENCHMARKS.md (between ``<!-- bench:NAME -->`` markers) with the machine, the
@@ -555,6 +556,14 @@ def bench_quality(long: bool = True, ten: bool = True) -> None:
                   "text; window 256 = `rnnlm eval --window 256`.\n")
 
 
+def bench_longer_budgets() -> None:
+    """The issue "longer budgets" rows: every group of scripts/paired.py (step budgets, one thread per run, two
+    side by side; about 12 hours on 2 cores, resumable), then its table and target verdicts."""
+    import subprocess
+
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "paired.py"), "all"], check=True, cwd=ROOT)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="speed figures (minutes)")
@@ -576,7 +585,7 @@ def main() -> None:
     }
     sections = {**quick, "quality": bench_quality, "quality-short": lambda: bench_quality(long=False),
                 "quality-3m": lambda: bench_quality(long=False, ten=False),
-                "copy-index": bench_copy_index}
+                "copy-index": bench_copy_index, "longer-budgets": bench_longer_budgets}
     if args.only:
         chosen = args.only.split(",")
     else:

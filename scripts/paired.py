@@ -4,6 +4,7 @@
     python scripts/paired.py run --name ts30 --size 512x1 --steps 6723 --arms base,all --seeds 1   # the second seed
     python scripts/paired.py add checkpoints/RUN --name ts30 --arm base --size 512x1   # a run trained elsewhere
     python scripts/paired.py table            # BENCHMARKS.md's "longer-budgets" section (and stdout)
+    python scripts/paired.py all              # every group below, then the table (many hours; bench.py's section)
 
 Every run of a group trains the same size for the same number of steps with
 the same seed and data order (``--max-steps``, one thread each, ``--jobs`` side
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -33,16 +35,34 @@ CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
 WORK = ROOT / "checkpoints" / ".paired"
 RESULTS = WORK / "results.json"
 STATE_RESET = "0.0625"  # one stream in 16 restarts at each window (docs/defaults.md)
+OFF = {"--state-reset": "0", "--weight-drop": "0", "--embed-drop": "0"}  # every technique of the issue off
+
+
+def arm(**on: str) -> list[str]:
+    """Flags naming every technique's rate, so an arm means the same runs whatever the defaults are."""
+    flags = {**OFF, **{f"--{name.replace('_', '-')}": rate for name, rate in on.items()}}
+    return [token for pair in flags.items() for token in pair]
+
+
 ARMS = {
-    "base": [],
-    "reset": ["--state-reset", STATE_RESET],
-    "reset64": ["--state-reset", "0.015625"],  # a smaller share, one stream in 64
-    "wdrop": ["--weight-drop", "auto"],
-    "edrop": ["--embed-drop", "auto"],
-    "all": ["--state-reset", STATE_RESET, "--weight-drop", "auto", "--embed-drop", "auto"],
+    "base": arm(),
+    "reset": arm(state_reset=STATE_RESET),
+    "reset64": arm(state_reset="0.015625"),  # a smaller share, one stream in 64
+    "wdrop": arm(weight_drop="auto"),
+    "edrop": arm(embed_drop="auto"),
+    "all": arm(state_reset=STATE_RESET, weight_drop="auto", embed_drop="auto"),
 }
 
-
+# The issue's groups, with the steps each size made in 0.9 x M minutes on the AMD EPYC (AVX2, 2 cores) they were
+# measured on: 3 and 10 minutes of the default sizes, 30 minutes of 512x1, nanoGPT's split at 15 minutes, and the
+# 1024x1 case that collapsed from a zero state.  (name, size, steps, split, {seed: arms})
+GROUPS = [
+    ("fresh-1024x1-230", "1024x1", 230, None, {0: "base,reset,reset64"}),
+    ("default-3m-384x1-995", "384x1", 995, None, {0: "base,reset,wdrop,edrop,all", 1: "base,reset"}),
+    ("default-10m-512x1-2241", "512x1", 2241, None, {0: "base,reset", 1: "base,reset"}),
+    ("ts30-512x1-6723", "512x1", 6723, None, {0: "base,reset,wdrop"}),
+    ("nano-15m-512x1-3362", "512x1", 3362, "0.9,0.1", {0: "base,reset"}),
+]
 
 
 def load_results() -> dict:
@@ -109,9 +129,60 @@ def cmd_run(args) -> None:
             save(future.result())
 
 
+def defaults_arm() -> str | None:
+    """The arm whose flags are today's defaults (``rnnlm train`` with none of them), if one is."""
+    from rnnlm.core.config import ModelConfig, TrainConfig
+
+    today = {"--state-reset": TrainConfig().state_reset, "--weight-drop": ModelConfig().weight_drop,
+             "--embed-drop": ModelConfig().embed_drop}
+    for name, flags in ARMS.items():
+        given = dict(zip(flags[::2], flags[1::2]))
+        if all((given[f] == "auto") if v is None else (given[f] != "auto" and float(given[f]) == v)
+               for f, v in today.items()):
+            return name
+    return None
+
+
+def target_rows(runs: list[dict], chosen: str | None) -> list[str]:
+    """The issue's targets, each read from the runs that measure it (the defaults' arm against ``base``)."""
+
+    def of(group: str, arm: str, seed: int = 0) -> dict | None:
+        return next((r for r in runs if r["group"] == group and r["arm"] == arm and r["seed"] == seed), None)
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "missed"
+
+    rows = []
+    if chosen and (r := of("ts30-512x1-6723", chosen)) and (b := of("ts30-512x1-6723", "base")):
+        rows.append(f"| 512x1, 30 minutes' steps: best val ≤ 1.870 | {b['best_val_bpc']:.4f} | "
+                    f"{r['best_val_bpc']:.4f} | {verdict(r['best_val_bpc'] <= 1.870)} |")
+    if chosen and (r := of("nano-15m-512x1-3362", chosen)) and (b := of("nano-15m-512x1-3362", "base")):
+        nats = [x["streamed_bpc"] * math.log(2) for x in (b, r)]
+        rows.append(f"| nanoGPT's split, 15 minutes' steps: ≤ 1.380 nats/char streamed | {nats[0]:.4f} | "
+                    f"{nats[1]:.4f} | {verdict(nats[1] <= 1.380)} |")
+    for group, label in (("default-3m-384x1-995", "3"), ("default-10m-512x1-2241", "10")):
+        pairs = [(b, r) for seed in (0, 1) if chosen and (b := of(group, "base", seed)) and (r := of(group, chosen, seed))]
+        if len(pairs) == 2:
+            spread = max(abs(pairs[0][0]["best_val_bpc"] - pairs[1][0]["best_val_bpc"]),
+                         abs(pairs[0][1]["best_val_bpc"] - pairs[1][1]["best_val_bpc"]))
+            delta = sum(r["best_val_bpc"] - b["best_val_bpc"] for b, r in pairs) / 2
+            mean = [sum(x[i]["best_val_bpc"] for x in pairs) / 2 for i in (0, 1)]
+            rows.append(f"| defaults at {label} minutes' steps: no worse than before within the two-seed spread "
+                        f"({spread:.4f}) | {mean[0]:.4f} | {mean[1]:.4f} | {verdict(delta <= spread)} ({delta:+.4f}) |")
+    if chosen and (r := of("fresh-1024x1-230", chosen)) and (b := of("fresh-1024x1-230", "base")):
+        gap = r["window64_bpc"] - r["streamed_bpc"]
+        rows.append(f"| 1024x1, 230 steps: 0 of 128 fresh starts collapse; `--window 64` within ~0.35 of streamed | "
+                    f"{b['collapsed']}, {b['window64_bpc'] - b['streamed_bpc']:+.3f} | {r['collapsed']}, {gap:+.3f} | "
+                    f"{verdict(r['collapsed'] == 0 and abs(gap) <= 0.35)} |")
+    if not rows:
+        return []
+    return ["| target | before (`base`) | now (defaults) | verdict |", "|---|---|---|---|", *rows]
+
+
 def cmd_table(args) -> None:
     results = load_results()
     runs = list(results["runs"].values())
+    chosen = defaults_arm()
     rows = ["| group | size × steps | arm | seed | rates (dropout / weight / embed / reset) | final val bpc | "
             "best val bpc | Δ best vs base | collapsed of 128 | streamed | `--window 64` |", "|" + "---|" * 11]
     for r in sorted(runs, key=lambda r: (r["group"], r["seed"], list(ARMS).index(r["arm"]))):
@@ -119,16 +190,27 @@ def cmd_table(args) -> None:
                     None)
         delta = "" if base is None or r["arm"] == "base" else f"{r['best_val_bpc'] - base['best_val_bpc']:+.4f}"
         rates = f"{r['dropout']:g} / {r['weight_drop']:g} / {r['embed_drop']:g} / {r['state_reset']:g}"
-        rows.append(f"| {r['group']} | {r['size']} × {r['steps']:,} | {r['arm']} | {r['seed']} | {rates} | "
+        name = f"{r['arm']} (defaults)" if r["arm"] == chosen else r["arm"]
+        rows.append(f"| {r['group']} | {r['size']} × {r['steps']:,} | {name} | {r['seed']} | {rates} | "
                     f"{r['val_bpc']:.4f} | {r['best_val_bpc']:.4f} | {delta} | {r['collapsed']} | "
                     f"{r['streamed_bpc']:.4f} | {r['window64_bpc']:.4f} |")
+    targets = target_rows(runs, chosen)
     body = (f"## Longer budgets: paired runs\n\n{results['machine']}, one thread per run, two side by side.\n\n"
             "Command: `python scripts/paired.py run ...` then `table`. Step budgets (the steps a size makes in "
-            "M minutes on this machine), so load cannot move a verdict; an arm differs from `base` only by its "
-            "flags (same seed, data order and steps). Collapsed: fresh 200-character starts of validation text "
-            "above 6 bpc from a zero state (`scripts/fresh_starts.py`).\n\n" + "\n".join(rows) + "\n")
+            "M minutes on this machine), so load cannot move a verdict; an arm differs from `base` (every technique "
+            "off) only by its flags (same seed, data order and steps). Collapsed: fresh 200-character starts of "
+            "validation text above 6 bpc from a zero state (`scripts/fresh_starts.py`).\n\n" + "\n".join(rows) + "\n"
+            + ("\n### Targets\n\n" + "\n".join(targets) + "\n" if targets else ""))
     print(body)
     write_section("longer-budgets", body)
+
+
+def cmd_all(args) -> None:
+    for name, size, steps, split, arms in GROUPS:
+        for seed, names in arms.items():
+            cmd_run(argparse.Namespace(name=name, corpus=str(CORPUS), size=size, steps=steps, arms=names,
+                                       seeds=str(seed), split=split, jobs=args.jobs))
+    cmd_table(args)
 
 
 def main() -> None:
@@ -150,8 +232,10 @@ def main() -> None:
     add.add_argument("--seed", type=int, default=0)
     add.add_argument("--size", required=True)
     sub.add_parser("table", help="write BENCHMARKS.md's longer-budgets section")
+    every = sub.add_parser("all", help="train every group of the issue (GROUPS), then write the table")
+    every.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
-    {"run": cmd_run, "add": cmd_add, "table": cmd_table}[args.command](args)
+    {"run": cmd_run, "add": cmd_add, "table": cmd_table, "all": cmd_all}[args.command](args)
 
 
 if __name__ == "__main__":
