@@ -146,3 +146,57 @@ def test_dry_run_prints_each_rate_and_the_passes_it_was_fitted_to(tiny_corpus, t
     timed = CliRunner().invoke(cli, [str(a) for a in ["train", tiny_corpus, "--max-time", "5m", *tiny]])
     assert "dropout auto (fitted at the time budget's first fit)" in timed.output.splitlines()[-1]
     assert not (tmp_path / "r").exists()
+
+
+def _mode_text(n_chars: int) -> str:
+    """Words from a small lexicon in runs of lower or upper case that switch about every 100 words: the carried
+    state knows the case, a fresh state must find it out, so the first characters from zero are the hard part."""
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefghijklmnop"), rng.integers(3, 7))) for _ in range(12)]
+    out, upper, n = [], False, 0
+    while n < n_chars:
+        upper ^= bool(rng.random() < 0.01)
+        word = words[rng.integers(len(words))]
+        out.append(word.upper() if upper else word)
+        n += len(word) + 1
+    return " ".join(out)
+
+
+def _fresh_start_excess(run, text: str) -> tuple[float, float]:
+    """Bits per character of the first 8 characters scored from a zero state, above the same characters scored
+    with the state carried through the text: the mean over 64 starts, and the worst start."""
+    import rnnlm
+    from rnnlm.evaluation.metrics import score_ids
+
+    lm = rnnlm.load(run)
+    ids = np.array(lm.tokenizer.encode(text))
+    _, streamed = score_ids(lm.module, ids)
+    starts = np.random.default_rng(1).integers(0, len(ids) - 9, 64)
+    fresh = np.array([score_ids(lm.module, ids[s:s + 9])[1].mean() for s in starts])
+    carried = np.array([streamed[s:s + 8].mean() for s in starts])
+    return float((fresh - carried).mean() / np.log(2)), float(fresh.max() / np.log(2))
+
+
+def test_the_default_cure_teaches_the_model_to_start_from_zero(tmp_path):
+    """The cure, switched on by default, measured: the same tiny LSTM, seed and data order, trained for less than
+    one pass (so without restarts only the first window starts from zero), with the default share and with none.
+    Off, fresh starts pay 0.76 bpc over their carried score on their first 8 characters and the worst of 64
+    costs 3.5 bpc; with the default share, 0.43 and 1.8 (seeds 1 and 2: 0.57 and 0.73 off, 0.43 and 0.44 on;
+    worst 3.0 and 3.4 off, 1.8 and 2.0 on)."""
+    import rnnlm
+
+    assert TrainConfig().state_reset > 0, "the fresh-state cure is off by default"
+    corpus = tmp_path / "modes.txt"
+    corpus.write_text(_mode_text(300_000))
+    held_out = _mode_text(320_000)[-20_000:]  # the same process, past the training text
+    figures = {}
+    for share in (TrainConfig().state_reset, 0.0):
+        cfg = TrainConfig(batch_size=16, bptt=32, max_time_s=None, max_steps=300, eval_every_s=1e9, lr=1e-2,
+                          precision="fp32", device="cpu", state_reset=share, seed=0)
+        run = tmp_path / f"share-{share}"
+        rnnlm.train(corpus, model=dict(hidden_size=64, embed_size=16, num_layers=1, cell="lstm", dropout=0.0),
+                    config=cfg, out=run, threads=1)
+        figures[share] = _fresh_start_excess(run, held_out)
+    (cured_excess, cured_worst), (off_excess, off_worst) = figures.values()
+    assert cured_excess < 0.9 * off_excess
+    assert cured_worst < off_worst - 0.3
