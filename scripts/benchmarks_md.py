@@ -1,10 +1,14 @@
 """BENCHMARKS.md's sections, each between ``<!-- bench:NAME -->`` markers, rewritten by the script that measures
 it (``bench.py``, ``sweep.py``, ``paired.py``, ``bench_onnx.py``, ``bench_serve.py``), and the machine each figure
-names; a module of its own so those scripts import it, not each other."""
+names, and their results files; a module of its own so those scripts import it, not each other."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import platform
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rnnlm.core.fileio import atomic_write_text
@@ -41,3 +45,16 @@ def cpu_simd() -> str:
     flags = set(next((line.split(":", 1)[1].split() for line in _cpuinfo().splitlines() if line.startswith("flags")),
                      []))
     return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+
+
+@contextmanager
+def updating_json(path: Path, lock: Path, load: Callable[[], dict]) -> Iterator[dict]:
+    """Load a results file (``load``), let the caller change it, and write it back atomically, all under ``lock``:
+    several runs of one script (one sweep per corpus, paired runs side by side) may finish at once, and a plain
+    read-then-write would drop one of their records."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        data = load()
+        yield data
+        atomic_write_text(path, json.dumps(data, indent=1) + "\n")

@@ -29,28 +29,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.benchmarks_md import cpu_model, cpu_simd, write_section  # noqa: E402
+from rnnlm.core.fileio import atomic_write_text  # noqa: E402
+from scripts.benchmarks_md import cpu_model, cpu_simd, updating_json, write_section  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
 WORK = ROOT / "checkpoints" / ".paired"
 RESULTS = WORK / "results.json"
 STATE_RESET = "0.0625"  # one stream in 16 restarts at each window (docs/defaults.md)
-OFF = {"--state-reset": "0", "--weight-drop": "0", "--embed-drop": "0"}  # every technique of the issue off
+OFF = {"state_reset": "0", "weight_drop": "0", "embed_drop": "0"}  # every technique of the issue off
 
 
-def arm(**on: str) -> list[str]:
-    """Flags naming every technique's rate, so an arm means the same runs whatever the defaults are."""
-    flags = {**OFF, **{f"--{name.replace('_', '-')}": rate for name, rate in on.items()}}
-    return [token for pair in flags.items() for token in pair]
+def rates(**on: str) -> dict[str, str]:
+    """An arm: every technique's rate named, so an arm means the same runs whatever the defaults are."""
+    return {**OFF, **on}
+
+
+def flags(arm_rates: dict[str, str]) -> list[str]:
+    """An arm's rates as ``rnnlm train`` flags."""
+    return [token for name, rate in arm_rates.items() for token in (f"--{name.replace('_', '-')}", rate)]
 
 
 ARMS = {
-    "base": arm(),
-    "reset": arm(state_reset=STATE_RESET),
-    "reset64": arm(state_reset="0.015625"),  # a smaller share, one stream in 64
-    "wdrop": arm(weight_drop="auto"),
-    "edrop": arm(embed_drop="auto"),
-    "all": arm(state_reset=STATE_RESET, weight_drop="auto", embed_drop="auto"),
+    "base": rates(),
+    "reset": rates(state_reset=STATE_RESET),
+    "reset64": rates(state_reset="0.015625"),  # a smaller share, one stream in 64
+    "wdrop": rates(weight_drop="auto"),
+    "edrop": rates(embed_drop="auto"),
+    "all": rates(state_reset=STATE_RESET, weight_drop="auto", embed_drop="auto"),
 }
 
 # The issue's groups, with the steps each size made in 0.9 x M minutes on the AMD EPYC (AVX2, 2 cores) they were
@@ -77,7 +82,7 @@ def train_one(group: str, corpus: Path, size: str, steps: int, arm: str, seed: i
     if done.exists():
         return json.loads(done.read_text())
     cmd = [sys.executable, "-m", "rnnlm", "train", str(corpus), "--threads", "1", "--size", size,
-           "--max-steps", str(steps), "--seed", str(seed), "--out", str(out), *ARMS[arm],
+           "--max-steps", str(steps), "--seed", str(seed), "--out", str(out), *flags(ARMS[arm]),
            *(["--split", split] if split else [])]
     if (out / "latest.safetensors").exists():
         cmd = [sys.executable, "-m", "rnnlm", "train", str(corpus), "--threads", "1", "--resume", "--out", str(out)]
@@ -86,7 +91,7 @@ def train_one(group: str, corpus: Path, size: str, steps: int, arm: str, seed: i
     with open(log, "a") as f:
         subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
     record = record_of(out, group, arm, seed, size)
-    done.write_text(json.dumps(record, indent=1) + "\n")
+    atomic_write_text(done, json.dumps(record, indent=1) + "\n")
     return record
 
 
@@ -106,10 +111,9 @@ def record_of(out: Path, group: str, arm: str, seed: int, size: str) -> dict:
 
 
 def save(record: dict) -> None:
-    results = load_results()
-    results["runs"][f"{record['group']}/{record['arm']}-s{record['seed']}"] = record
-    WORK.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    """Add one run's record under a lock: paired runs side by side, or several ``run`` calls, may finish at once."""
+    with updating_json(RESULTS, WORK / ".lock", load_results) as results:
+        results["runs"][f"{record['group']}/{record['arm']}-s{record['seed']}"] = record
     print(json.dumps(record), flush=True)
 
 
@@ -134,11 +138,10 @@ def defaults_arm() -> str | None:
     """The arm whose flags are today's defaults (``rnnlm train`` with none of them), if one is."""
     from rnnlm.core.config import ModelConfig, TrainConfig
 
-    today = {"--state-reset": TrainConfig().state_reset, "--weight-drop": ModelConfig().weight_drop,
-             "--embed-drop": ModelConfig().embed_drop}
-    for name, flags in ARMS.items():
-        given = dict(zip(flags[::2], flags[1::2]))
-        if all((given[f] == "auto") if v is None else (given[f] != "auto" and float(given[f]) == v)
+    today = {"state_reset": TrainConfig().state_reset, "weight_drop": ModelConfig().weight_drop,
+             "embed_drop": ModelConfig().embed_drop}
+    for name, arm_rates in ARMS.items():
+        if all((arm_rates[f] == "auto") if v is None else (arm_rates[f] != "auto" and float(arm_rates[f]) == v)
                for f, v in today.items()):
             return name
     return None

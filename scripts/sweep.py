@@ -22,15 +22,13 @@ end to end, probe included.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import multiprocessing
 import shutil
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,11 +37,9 @@ sys.path.insert(0, str(ROOT))
 from rnnlm.training.autosize import GRID, TABLE_PATH, TRAIN_SHARE, Size  # noqa: E402
 from rnnlm.core.config import ModelConfig, TrainConfig  # noqa: E402
 from rnnlm.core.fileio import atomic_write  # noqa: E402
-from scripts.benchmarks_md import cpu_model  # noqa: E402
+from scripts.benchmarks_md import cpu_model, updating_json  # noqa: E402
 
 WORK = ROOT / "checkpoints" / ".sweep"
-
-
 
 
 def load_table() -> dict:
@@ -52,19 +48,9 @@ def load_table() -> dict:
     return {"machine": f"{cpu_model()}, 2 cores", "corpora": []}
 
 
-def save_table(table: dict) -> None:
-    atomic_write(TABLE_PATH, lambda f: f.write((json.dumps(table, indent=1) + "\n").encode()))
-
-
-@contextmanager
-def updating_table() -> Iterator[dict]:
+def updating_table() -> AbstractContextManager[dict]:
     """Load, change and save the table under a lock: two sweeps (one per corpus) may finish runs at once."""
-    WORK.mkdir(parents=True, exist_ok=True)
-    with open(WORK / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        table = load_table()
-        yield table
-        save_table(table)
+    return updating_json(TABLE_PATH, WORK / ".lock", load_table)
 
 
 def parse_sizes(text: str) -> list[Size]:
