@@ -46,8 +46,10 @@ class LanguageModel(LoadedModel):
         self.module = quantize_int8(self.module)
         return self
 
-    def _bos(self) -> int | None:
-        """The newline id primes an empty prompt (a fresh line is the most neutral start)."""
+    @property
+    def bos_id(self) -> int | None:
+        """The newline id primes an empty prompt (a fresh line is the most neutral start); None when the
+        vocabulary has no newline.  Public: the server draws with the sampler directly and must prime as this does."""
         if self.tokenizer.kind == "char" and self.tokenizer.unknown_chars("\n"):
             return None
         return int(self.tokenizer.encode("\n")[0])
@@ -76,7 +78,7 @@ class LanguageModel(LoadedModel):
             return texts[0] if num_samples == 1 else texts
         cfg = self._sampling(length=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                              num_samples=num_samples, repetition_penalty=repetition_penalty, stop=stop)
-        texts = generate_texts(self.module, self.tokenizer, prompt, cfg, echo=echo, bos_id=self._bos())
+        texts = generate_texts(self.module, self.tokenizer, prompt, cfg, echo=echo, bos_id=self.bos_id)
         return texts[0] if num_samples == 1 else texts
 
     def beam_search(self, prompt: str = "", beam: int = 4, length: int = _S.length, *, num_results: int = 1,
@@ -86,7 +88,7 @@ class LanguageModel(LoadedModel):
         from rnnlm.generation.beam import beam_search
 
         return beam_search(self.module, self.tokenizer, prompt, beam=beam, length=length, num_results=num_results,
-                           stop=stop, bos_id=self._bos())
+                           stop=stop, bos_id=self.bos_id)
 
     def copy_check(self, text: str, *, corpus: Sequence[str | Path] | None = None, progress=None) -> CopyReport:
         """Copy figures (:class:`rnnlm.generation.copycheck.CopyReport`) of generated ``text`` against the training split.
@@ -110,7 +112,7 @@ class LanguageModel(LoadedModel):
         """Yield text chunks as they are generated (the prompt first, when echoed)."""
         cfg = self._sampling(length=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                              repetition_penalty=repetition_penalty, stop=stop)
-        return stream_text(self.module, self.tokenizer, prompt, cfg, echo=echo, bos_id=self._bos())
+        return stream_text(self.module, self.tokenizer, prompt, cfg, echo=echo, bos_id=self.bos_id)
 
     def evaluate(self, text: str | None = None, *, file: str | Path | None = None, window: int | None = None,
                  streams: int | None = None) -> EvalResult:

@@ -84,7 +84,7 @@ class Generation:
         self._held = [""] * n
         self._keep = max((len(s) for s in self.stops), default=1) - 1  # characters that may yet start a stop
         # bos: the newline that primes an empty prompt, exactly as LanguageModel.generate primes it.
-        self._steps = generate_ids(lm.module, prompt_ids, self.cfg, lm.device, lm._bos())
+        self._steps = generate_ids(lm.module, prompt_ids, self.cfg, lm.device, lm.bos_id)
 
     @property
     def done(self) -> bool:
