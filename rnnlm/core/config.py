@@ -186,11 +186,13 @@ class TrainConfig:
 
 
 
-def _finite(value: object) -> bool:
+def is_finite_number(value: object) -> bool:
+    """An int or float, not a bool, not inf or NaN: what a numeric setting may be (shared with the server)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _count(value: object) -> bool:
+def is_count(value: object) -> bool:
+    """An int that is not a bool (Python counts True as the int 1; a JSON `true` must not pass for a count)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -209,19 +211,19 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         t, p, r = self.temperature, self.top_p, self.repetition_penalty
-        if not _finite(t) or t < 0:
+        if not is_finite_number(t) or t < 0:
             raise InputError(f"temperature must be ≥ 0 (0 = greedy), got {t}")
-        if not _count(self.top_k) or self.top_k < 0:
+        if not is_count(self.top_k) or self.top_k < 0:
             raise InputError(f"top-k must be an integer ≥ 0 (0 = off), got {self.top_k}")
-        if not _finite(p) or not 0 < p <= 1:
+        if not is_finite_number(p) or not 0 < p <= 1:
             raise InputError(f"top-p must be in (0, 1], got {p}")
-        if not _finite(r) or r <= 0:
+        if not is_finite_number(r) or r <= 0:
             raise InputError(f"repetition penalty must be > 0 (1 = off), got {r}")
-        if not _count(self.length) or self.length <= 0:
+        if not is_count(self.length) or self.length <= 0:
             raise InputError(f"length must be a positive integer, got {self.length}")
-        if not _count(self.num_samples) or self.num_samples <= 0:
+        if not is_count(self.num_samples) or self.num_samples <= 0:
             raise InputError(f"num-samples must be a positive integer, got {self.num_samples}")
-        if self.seed is not None and (not _count(self.seed) or not 0 <= self.seed < 2**63):
+        if self.seed is not None and (not is_count(self.seed) or not 0 <= self.seed < 2**63):
             raise InputError(f"seed must be an integer in [0, 2^63), got {self.seed}")
         if self.stop == "":
             raise InputError("stop string must not be empty")
@@ -235,4 +237,4 @@ class SamplingConfig:
 
 
 __all__ = ["ModelConfig", "TrainConfig", "SamplingConfig", "CELLS", "TOKENIZERS", "PRECISIONS", "DEVICES",
-           "CHAT_REPLY_LENGTH", "DEFAULT_MAX_TIME_S", "DEFAULT_SPLIT", "RUNS_ROOT"]
+           "CHAT_REPLY_LENGTH", "DEFAULT_MAX_TIME_S", "DEFAULT_SPLIT", "RUNS_ROOT", "is_count", "is_finite_number"]

@@ -11,13 +11,12 @@ An unknown field is refused, as OpenAI refuses one.  docs/serve.md lists them.
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from rnnlm.core.config import SamplingConfig
+from rnnlm.core.config import SamplingConfig, is_count, is_finite_number
 from rnnlm.core.errors import InputError
 from rnnlm.serving.engine import join_turns
 from rnnlm.serving.settings import ServeSettings
@@ -97,19 +96,11 @@ def _refuse(param: str, why: str, code: str = "unsupported_value") -> ApiError:
     return ApiError(400, f"{param}: {why}", param=param, code=code)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
 def _int(body: dict, name: str, low: int, high: int | None = None, *, limit: str = "") -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if not _is_int(value) or value < low:
+    if not is_count(value) or value < low:
         raise _refuse(name, f"must be an integer ≥ {low}, got {value!r}", "invalid_value")
     if high is not None and value > high:
         raise _refuse(name, f"{value} is above this server's limit of {high}{limit}", "invalid_value")
@@ -120,7 +111,7 @@ def _float(body: dict, name: str, check, rule: str) -> float | None:
     value = body.get(name)
     if value is None:
         return None
-    if not _is_number(value) or not check(value):
+    if not is_finite_number(value) or not check(value):
         raise _refuse(name, f"must be {rule}, got {value!r}", "invalid_value")
     return float(value)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rnnlm.core.config import SamplingConfig
+from rnnlm.core.config import SamplingConfig, is_count
 from rnnlm.core.errors import InputError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -38,9 +38,9 @@ class ServeSettings:
         for name in ("max_tokens", "default_max_tokens", "max_prompt_tokens", "max_body_bytes", "max_n",
                      "max_stop_chars", "concurrency"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_count(value) or value < 1:
                 raise InputError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        if isinstance(self.queue, bool) or not isinstance(self.queue, int) or self.queue < 0:
+        if not is_count(self.queue) or self.queue < 0:
             raise InputError(f"queue must be an integer ≥ 0, got {self.queue!r}")
         if not self.timeout_s > 0:
             raise InputError(f"timeout must be positive, got {self.timeout_s!r}")
