@@ -454,7 +454,8 @@ def rnnlm_quality(budget: str, split: str, *flags: str, window: int | None = Non
         result = {"curve": [(e["time_s"] / 60, e["val_bpc"]) for e in evals], "minutes": evals[-1]["time_s"] / 60,
                   "size": chosen["size"], "reason": chosen["reason"], "chars_seen": done["chars_seen"],
                   "best_val_bpc": min(e["val_bpc"] for e in evals), "steps": done["steps"],
-                  "chars_per_s": done["chars_seen"] / done["elapsed_s"], "dropout": done["dropout"]}
+                  "chars_per_s": done["chars_seen"] / done["elapsed_s"], "dropout": done["dropout"],
+                  **{name: done[name] for name in ("weight_drop", "embed_drop", "state_reset")}}
         record = eval_json(tmp, *(["--window", str(window)] if window else []))
         result["nats_per_char"] = record["nats_per_char"]
         if window:

@@ -17,6 +17,15 @@ Its result is the same whatever else the machine does meanwhile, so grid runs
 can share the two cores (``--jobs 2 --threads 1``) and the machine stays usable.
 ``auto`` runs are real time budgets on the quiet machine: they check the rule
 end to end, probe included.
+
+A grid run that is cut off (a 60-minute point takes hours on one thread) keeps
+its directory under ``checkpoints/.sweep``; the next ``run`` continues it from
+its latest checkpoint (bitwise, as ``--resume`` does a step budget).  Each
+record names the regularisation it ran with and the machine and precision it
+ran on.  A run is done when the table holds it under today's regularisation;
+a new run of the same size, budget and seed under other rates moves the old
+record to ``runs_superseded`` (kept for the before/after), so the curves
+``--size auto`` reads hold one measurement per point.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from rnnlm.training.autosize import GRID, TABLE_PATH, TRAIN_SHARE, Size  # noqa: E402
 from rnnlm.core.config import ModelConfig, TrainConfig  # noqa: E402
 from rnnlm.core.fileio import atomic_write  # noqa: E402
-from scripts.benchmarks_md import cpu_model, updating_json  # noqa: E402
+from scripts.benchmarks_md import cpu_model, cpu_simd, updating_json  # noqa: E402
 
 WORK = ROOT / "checkpoints" / ".sweep"
 
@@ -100,14 +109,57 @@ def cmd_throughput(args) -> None:
         print(f"{size}: {rates[size]:,.0f} chars/s")
 
 
+# The regularisation a record ran with, as the run's summary names it; a record without them predates them (off).
+RATES = ("weight_drop", "embed_drop", "state_reset")
+
+
+def regularisation(record: dict) -> tuple[float, ...]:
+    """A record's rates (``RATES``), 0 where it predates one."""
+    return tuple(float(record.get(name, 0.0)) for name in RATES)
+
+
+def todays_regularisation() -> tuple[float, ...]:
+    """The rates a run with today's defaults records: DropConnect and embedding dropout off unless set, the
+    fresh-state share always (docs/defaults.md).  An ``auto`` default would depend on the run's passes."""
+    model, train = ModelConfig(), TrainConfig()
+    if model.weight_drop is None or model.embed_drop is None:
+        raise SystemExit("a regulariser's default is auto: name the sweep's rates per run before sweeping")
+    return (model.weight_drop, model.embed_drop, train.state_reset)
+
+
+def machine_record() -> dict:
+    """Where a record was measured: the CPU and the precision ``--precision auto`` trains in there."""
+    from rnnlm.core.device import resolve_autocast, resolve_device
+
+    autocast = resolve_autocast(TrainConfig().precision, resolve_device("auto"))
+    return {"machine": f"{cpu_model()} ({cpu_simd()})", "precision": "fp32" if autocast is None else "bf16"}
+
+
+def stored_steps(out: Path) -> int | None:
+    """The step budget a run directory was started with (its config.json), or None."""
+    try:
+        return json.loads((out / "config.json").read_text())["config"]["train"]["max_steps"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def train_one(corpus: str, size: str, steps: int | None, minutes: float, seed: int, threads: int, out: str) -> dict:
-    """One grid run in a fresh process (spawned): a fixed step budget, or with ``steps=None`` a real time budget."""
+    """One grid run in a fresh process (spawned): a fixed step budget, or with ``steps=None`` a real time budget.
+
+    A grid run cut off earlier continues from its latest checkpoint; its wall time is then this part's alone.
+    """
     import rnnlm
+
     budget = {"max_steps": steps, "max_time_s": None} if steps else {"max_time_s": minutes * 60}
     config = TrainConfig(seed=seed, **budget)
     t0 = time.perf_counter()
-    summary = rnnlm.train(corpus, config=config, out=out, threads=threads, size=size,
-                          cache_dir=str(WORK / ".cache"))
+    resume = steps is not None and (Path(out) / "latest.safetensors").exists() and stored_steps(Path(out)) == steps
+    if resume:
+        summary = rnnlm.train(corpus, out=out, resume=True, threads=threads, cache_dir=str(WORK / ".cache"))
+    else:
+        shutil.rmtree(out, ignore_errors=True)  # cut off before its first checkpoint, or for another step count
+        summary = rnnlm.train(corpus, config=config, out=out, threads=threads, size=size,
+                              cache_dir=str(WORK / ".cache"))
     chosen = json.loads((Path(out) / "config.json").read_text()).get("size", {})
     for path in Path(out).glob("*.safetensors"):
         path.unlink()  # the figures are what the sweep keeps; metrics.jsonl and curves.png stay
@@ -115,26 +167,39 @@ def train_one(corpus: str, size: str, steps: int | None, minutes: float, seed: i
             "seed": seed, "steps": summary["steps"], "chars_seen": summary["chars_seen"],
             "val_bpc": round(summary["val_bpc"], 4), "best_val_bpc": round(summary["best_val_bpc"], 4),
             "dropout": round(summary["dropout"], 3), "epochs": round(summary["epochs"], 2),
+            **{name: summary[name] for name in RATES},
             "wall_s": round(time.perf_counter() - t0, 1), "threads": threads, "lr": config.lr,
+            **machine_record(), **({"resumed": True} if resume else {}),
             **({"reason": chosen.get("reason")} if size == "auto" else {})}
+
+
+def add_record(entry: dict, record: dict) -> None:
+    """Append a run; an earlier record of the same point (size, mode, budget, seed) moves to ``runs_superseded``."""
+    def point(r: dict) -> tuple:
+        return r["size"] if r["mode"] == "grid" else "auto", r["mode"], r["minutes"], r["seed"]
+
+    old = [r for r in entry["runs"] if point(r) == point(record)]
+    entry["runs"] = [r for r in entry["runs"] if point(r) != point(record)] + [record]
+    entry.setdefault("runs_superseded", []).extend(old)
 
 
 def run_jobs(args, jobs: list[tuple[str, int | None, float, int]]) -> None:
     table = load_table()
     entry = corpus_entry(table, args.name)
-    done = {(r["size"] if r["mode"] == "grid" else "auto", r["minutes"], r["seed"]) for r in entry["runs"]}
+    today = todays_regularisation()
+    done = {(r["size"] if r["mode"] == "grid" else "auto", r["minutes"], r["seed"]) for r in entry["runs"]
+            if regularisation(r) == today}
     todo = [j for j in jobs if (j[0], j[2], j[3]) not in done]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
         futures = {}
         for size, steps, minutes, seed in todo:
             out = WORK / args.name / f"{size}-{minutes:g}m-s{seed}"
-            shutil.rmtree(out, ignore_errors=True)
             futures[pool.submit(train_one, args.corpus, size, steps, minutes, seed, args.threads, str(out))] = size
         for future in as_completed(futures):
             record = future.result()
             with updating_table() as table:
-                corpus_entry(table, args.name)["runs"].append(record)
+                add_record(corpus_entry(table, args.name), record)
             print(json.dumps(record), flush=True)
 
 
@@ -156,10 +221,11 @@ def cmd_run(args) -> None:
 def record_auto(name: str, minutes: float, result: dict) -> None:
     """A ``--size auto`` run trained elsewhere (``bench.py --quality``'s defaults run) as this sweep's auto point."""
     with updating_table() as table:
-        corpus_entry(table, name)["runs"].append({
+        add_record(corpus_entry(table, name), {
             "size": result["size"], "mode": "auto", "minutes": minutes, "seed": 0, "steps": result["steps"],
             "chars_seen": result["chars_seen"], "best_val_bpc": round(result["best_val_bpc"], 4),
-            "dropout": round(result["dropout"], 3), "threads": 2, "reason": result["reason"], "lr": TrainConfig().lr,
+            "dropout": round(result["dropout"], 3), **{rate: result[rate] for rate in RATES}, "threads": 2,
+            "reason": result["reason"], "lr": TrainConfig().lr, **machine_record(),
             "source": "scripts/bench.py --quality"})
 
 
@@ -203,7 +269,7 @@ def cmd_table(args) -> None:
                 autos.setdefault(run["minutes"], []).append(f"{run['best_val_bpc']:.3f} ({run['size']})")
         if autos:
             lines.append("| auto | | " + " | ".join(", ".join(autos.get(m, [])) for m in minutes) + " |")
-        lines.append("")
+        lines += ["", *point_details(entry), ""]
     plot(table, Path(args.plot))
     from benchmarks_md import write_section  # scripts/ is on the path when this runs as scripts/sweep.py
 
@@ -216,6 +282,28 @@ def cmd_table(args) -> None:
              "\n\n")
     write_section("sizes", intro + "\n".join(lines) + f"\n\n![bpc against budget, one line per size]({relative})\n")
     print("\n".join(lines))
+
+
+def point_details(entry: dict) -> list[str]:
+    """The grid points measured under today's regularisation, each with what it ran with and, where the point was
+    measured before under other rates, that figure: the before/after of a change to the defaults."""
+    today = todays_regularisation()
+    new = sorted((r for r in entry["runs"] if r["mode"] == "grid" and regularisation(r) == today),
+                 key=lambda r: (r["minutes"], r["size"], r["seed"]))
+    if not new:
+        return []
+    lines = ["Points measured with today's regularisation (rates: DropConnect / embedding dropout / fresh-state "
+             "share):", "", "| size | budget | seed | steps | passes | dropout | rates | machine, precision | "
+             "best val bpc | before (rates) |", "|---|---:|---:|---:|---:|---:|---|---|---:|---|"]
+    for r in new:
+        before = [o for o in entry.get("runs_superseded", []) if o["mode"] == "grid" and o["size"] == r["size"]
+                  and o["minutes"] == r["minutes"] and o["seed"] == r["seed"]]
+        then = ", ".join(f"{o['best_val_bpc']:.3f} ({' / '.join(f'{v:g}' for v in regularisation(o))})"
+                         for o in before)
+        lines.append(f"| {r['size']} | {r['minutes']:g} min | {r['seed']} | {r['steps']:,} | {r['epochs']:g} | "
+                     f"{r['dropout']:g} | {' / '.join(f'{v:g}' for v in regularisation(r))} | "
+                     f"{r.get('machine', '?')}, {r.get('precision', '?')} | {r['best_val_bpc']:.3f} | {then} |")
+    return lines
 
 
 def plot(table: dict, path: Path) -> None:
