@@ -65,7 +65,7 @@ GROUPS = [
     ("fresh-1024x1-230", "1024x1", 230, None, {0: "base,reset,reset64"}),
     ("default-3m-384x1-995", "384x1", 995, None, {0: "base,reset,wdrop,edrop,all", 1: "base,reset"}),
     ("default-10m-512x1-2241", "512x1", 2241, None, {0: "base,reset", 1: "base,reset"}),
-    ("ts30-512x1-6723", "512x1", 6723, None, {0: "base,reset,wdrop"}),
+    ("ts30-512x1-6723", "512x1", 6723, None, {0: "base,reset,wdrop,edrop"}),
     ("nano-15m-512x1-3362", "512x1", 3362, "0.9,0.1", {0: "base,reset"}),
 ]
 
