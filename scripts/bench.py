@@ -39,7 +39,7 @@ from rnnlm.model.network import RNNLM  # noqa: E402
 from rnnlm.data.tokenizers.char import CharTokenizer  # noqa: E402
 from rnnlm.training.trainer import Trainer  # noqa: E402
 
-from benchmarks_md import cpu_model, write_section  # noqa: E402  (scripts/ is on the path: this file's folder)
+from benchmarks_md import cpu_model, regularisation_of, write_section  # noqa: E402  (scripts/ is on the path: this file's folder)
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
 console = Console(width=140)  # tables whole, even when the output is piped to a log
@@ -455,7 +455,7 @@ def rnnlm_quality(budget: str, split: str, *flags: str, window: int | None = Non
                   "size": chosen["size"], "reason": chosen["reason"], "chars_seen": done["chars_seen"],
                   "best_val_bpc": min(e["val_bpc"] for e in evals), "steps": done["steps"],
                   "chars_per_s": done["chars_seen"] / done["elapsed_s"], "dropout": done["dropout"],
-                  **{name: done[name] for name in ("weight_drop", "embed_drop", "state_reset")}}
+                  **regularisation_of(done)}
         record = eval_json(tmp, *(["--window", str(window)] if window else []))
         result["nats_per_char"] = record["nats_per_char"]
         if window:

@@ -47,6 +47,29 @@ def cpu_simd() -> str:
     return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
 
 
+def machine_name() -> str:
+    """The CPU and its widest vector extension, as results records name where they were measured."""
+    return f"{cpu_model()} ({cpu_simd()})"
+
+
+# The regularisers of the longer-budgets issue, as a run's summary (metrics.jsonl's ``done``) and its configs name
+# them (docs/defaults.md); paired.py compares them arm by arm, sweep.py records them with every point.
+REGULARISERS = ("weight_drop", "embed_drop", "state_reset")
+
+
+def regularisation_of(summary: dict) -> dict[str, float]:
+    """A run's rates from its summary or a results record; 0 (off) where it predates one."""
+    return {name: float(summary.get(name, 0.0)) for name in REGULARISERS}
+
+
+def default_regularisation() -> dict[str, float | None]:
+    """The rates ``rnnlm train`` uses when none of their flags is given (None: auto, fitted to the run's passes)."""
+    from rnnlm.core.config import ModelConfig, TrainConfig
+
+    model, train = ModelConfig(), TrainConfig()
+    return {"weight_drop": model.weight_drop, "embed_drop": model.embed_drop, "state_reset": train.state_reset}
+
+
 @contextmanager
 def updating_json(path: Path, lock: Path, load: Callable[[], dict]) -> Iterator[dict]:
     """Load a results file (``load``), let the caller change it, and write it back atomically, all under ``lock``:

@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rnnlm.core.fileio import atomic_write_text  # noqa: E402
-from scripts.benchmarks_md import cpu_model, cpu_simd, updating_json, write_section  # noqa: E402
+from scripts.benchmarks_md import (  # noqa: E402
+    default_regularisation, machine_name, regularisation_of, updating_json, write_section)
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
 WORK = ROOT / "checkpoints" / ".paired"
@@ -72,7 +73,7 @@ GROUPS = [
 
 def load_results() -> dict:
     return (json.loads(RESULTS.read_text()) if RESULTS.exists()
-            else {"machine": f"{cpu_model()} ({cpu_simd()}), 2 cores", "runs": {}})
+            else {"machine": f"{machine_name()}, 2 cores", "runs": {}})
 
 
 def train_one(group: str, corpus: Path, size: str, steps: int, arm: str, seed: int, split: str | None) -> dict:
@@ -105,8 +106,7 @@ def record_of(out: Path, group: str, arm: str, seed: int, size: str) -> dict:
                             "--threads", "1"], check=True, capture_output=True, text=True, cwd=ROOT)
     return {"group": group, "arm": arm, "seed": seed, "size": size, "steps": final["steps"],
             "val_bpc": round(final["val_bpc"], 4), "best_val_bpc": round(final["best_val_bpc"], 4),
-            "dropout": final["dropout"], "weight_drop": final.get("weight_drop", 0.0),
-            "embed_drop": final.get("embed_drop", 0.0), "state_reset": final.get("state_reset", 0.0),
+            "dropout": final["dropout"], **regularisation_of(final),
             **{k: v for k, v in json.loads(fresh.stdout).items() if k != "run"}}
 
 
@@ -136,10 +136,7 @@ def cmd_run(args) -> None:
 
 def defaults_arm() -> str | None:
     """The arm whose flags are today's defaults (``rnnlm train`` with none of them), if one is."""
-    from rnnlm.core.config import ModelConfig, TrainConfig
-
-    today = {"state_reset": TrainConfig().state_reset, "weight_drop": ModelConfig().weight_drop,
-             "embed_drop": ModelConfig().embed_drop}
+    today = default_regularisation()
     for name, arm_rates in ARMS.items():
         if all((arm_rates[f] == "auto") if v is None else (arm_rates[f] != "auto" and float(arm_rates[f]) == v)
                for f, v in today.items()):

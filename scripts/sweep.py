@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT))
 from rnnlm.training.autosize import GRID, TABLE_PATH, TRAIN_SHARE, Size  # noqa: E402
 from rnnlm.core.config import ModelConfig, TrainConfig  # noqa: E402
 from rnnlm.core.fileio import atomic_write  # noqa: E402
-from scripts.benchmarks_md import cpu_model, cpu_simd, updating_json  # noqa: E402
+from scripts.benchmarks_md import (  # noqa: E402
+    cpu_model, default_regularisation, machine_name, regularisation_of, updating_json)
 
 WORK = ROOT / "checkpoints" / ".sweep"
 
@@ -109,22 +110,23 @@ def cmd_throughput(args) -> None:
         print(f"{size}: {rates[size]:,.0f} chars/s")
 
 
-# The regularisation a record ran with, as the run's summary names it; a record without them predates them (off).
-RATES = ("weight_drop", "embed_drop", "state_reset")
-
-
 def regularisation(record: dict) -> tuple[float, ...]:
-    """A record's rates (``RATES``), 0 where it predates one."""
-    return tuple(float(record.get(name, 0.0)) for name in RATES)
+    """A record's rates (benchmarks_md.REGULARISERS), 0 where it predates one."""
+    return tuple(regularisation_of(record).values())
 
 
 def todays_regularisation() -> tuple[float, ...]:
-    """The rates a run with today's defaults records: DropConnect and embedding dropout off unless set, the
-    fresh-state share always (docs/defaults.md).  An ``auto`` default would depend on the run's passes."""
-    model, train = ModelConfig(), TrainConfig()
-    if model.weight_drop is None or model.embed_drop is None:
+    """The rates a run with today's defaults records (docs/defaults.md).  An ``auto`` default would depend on
+    the run's passes, so one point could not name its rates before it ran: refused."""
+    today = default_regularisation()
+    if None in today.values():
         raise SystemExit("a regulariser's default is auto: name the sweep's rates per run before sweeping")
-    return (model.weight_drop, model.embed_drop, train.state_reset)
+    return tuple(today.values())
+
+
+def point(record: dict) -> tuple:
+    """What a record measures: its size (or "auto"), budget and seed; a re-run of one point replaces it."""
+    return record["size"] if record["mode"] == "grid" else "auto", record["minutes"], record["seed"]
 
 
 def machine_record() -> dict:
@@ -132,7 +134,7 @@ def machine_record() -> dict:
     from rnnlm.core.device import resolve_autocast, resolve_device
 
     autocast = resolve_autocast(TrainConfig().precision, resolve_device("auto"))
-    return {"machine": f"{cpu_model()} ({cpu_simd()})", "precision": "fp32" if autocast is None else "bf16"}
+    return {"machine": machine_name(), "precision": "fp32" if autocast is None else "bf16"}
 
 
 def stored_steps(out: Path) -> int | None:
@@ -167,17 +169,14 @@ def train_one(corpus: str, size: str, steps: int | None, minutes: float, seed: i
             "seed": seed, "steps": summary["steps"], "chars_seen": summary["chars_seen"],
             "val_bpc": round(summary["val_bpc"], 4), "best_val_bpc": round(summary["best_val_bpc"], 4),
             "dropout": round(summary["dropout"], 3), "epochs": round(summary["epochs"], 2),
-            **{name: summary[name] for name in RATES},
+            **regularisation_of(summary),
             "wall_s": round(time.perf_counter() - t0, 1), "threads": threads, "lr": config.lr,
             **machine_record(), **({"resumed": True} if resume else {}),
             **({"reason": chosen.get("reason")} if size == "auto" else {})}
 
 
 def add_record(entry: dict, record: dict) -> None:
-    """Append a run; an earlier record of the same point (size, mode, budget, seed) moves to ``runs_superseded``."""
-    def point(r: dict) -> tuple:
-        return r["size"] if r["mode"] == "grid" else "auto", r["mode"], r["minutes"], r["seed"]
-
+    """Append a run; an earlier record of the same point (``point``) moves to ``runs_superseded``."""
     old = [r for r in entry["runs"] if point(r) == point(record)]
     entry["runs"] = [r for r in entry["runs"] if point(r) != point(record)] + [record]
     entry.setdefault("runs_superseded", []).extend(old)
@@ -187,8 +186,7 @@ def run_jobs(args, jobs: list[tuple[str, int | None, float, int]]) -> None:
     table = load_table()
     entry = corpus_entry(table, args.name)
     today = todays_regularisation()
-    done = {(r["size"] if r["mode"] == "grid" else "auto", r["minutes"], r["seed"]) for r in entry["runs"]
-            if regularisation(r) == today}
+    done = {point(r) for r in entry["runs"] if regularisation(r) == today}
     todo = [j for j in jobs if (j[0], j[2], j[3]) not in done]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
@@ -224,7 +222,7 @@ def record_auto(name: str, minutes: float, result: dict) -> None:
         add_record(corpus_entry(table, name), {
             "size": result["size"], "mode": "auto", "minutes": minutes, "seed": 0, "steps": result["steps"],
             "chars_seen": result["chars_seen"], "best_val_bpc": round(result["best_val_bpc"], 4),
-            "dropout": round(result["dropout"], 3), **{rate: result[rate] for rate in RATES}, "threads": 2,
+            "dropout": round(result["dropout"], 3), **regularisation_of(result), "threads": 2,
             "reason": result["reason"], "lr": TrainConfig().lr, **machine_record(),
             "source": "scripts/bench.py --quality"})
 
@@ -269,7 +267,9 @@ def cmd_table(args) -> None:
                 autos.setdefault(run["minutes"], []).append(f"{run['best_val_bpc']:.3f} ({run['size']})")
         if autos:
             lines.append("| auto | | " + " | ".join(", ".join(autos.get(m, [])) for m in minutes) + " |")
-        lines += ["", *point_details(entry), ""]
+        lines.append("")
+        if details := point_details(entry):
+            lines += [*details, ""]
     plot(table, Path(args.plot))
     from benchmarks_md import write_section  # scripts/ is on the path when this runs as scripts/sweep.py
 
@@ -296,8 +296,7 @@ def point_details(entry: dict) -> list[str]:
              "share):", "", "| size | budget | seed | steps | passes | dropout | rates | machine, precision | "
              "best val bpc | before (rates) |", "|---|---:|---:|---:|---:|---:|---|---|---:|---|"]
     for r in new:
-        before = [o for o in entry.get("runs_superseded", []) if o["mode"] == "grid" and o["size"] == r["size"]
-                  and o["minutes"] == r["minutes"] and o["seed"] == r["seed"]]
+        before = [o for o in entry.get("runs_superseded", []) if point(o) == point(r)]
         then = ", ".join(f"{o['best_val_bpc']:.3f} ({' / '.join(f'{v:g}' for v in regularisation(o))})"
                          for o in before)
         lines.append(f"| {r['size']} | {r['minutes']:g} min | {r['seed']} | {r['steps']:,} | {r['epochs']:g} | "
