@@ -5,6 +5,7 @@
     python scripts/sweep.py run --name tinyshakespeare --minutes 2 --sizes all --jobs 2
     python scripts/sweep.py run --name tinyshakespeare --minutes 10 --sizes 512x1,768x1,512x2
     python scripts/sweep.py auto --name tinyshakespeare --minutes 2,10
+    python scripts/sweep.py choices --name tinyshakespeare --corpus ... --minutes 2,10,30,60   # quiet machine
     python scripts/sweep.py table            # BENCHMARKS.md section (stdout) and sweep.png
 
 Everything lands in ``rnnlm/sizes.json`` (the table the rule reads), a record
@@ -17,6 +18,10 @@ Its result is the same whatever else the machine does meanwhile, so grid runs
 can share the two cores (``--jobs 2 --threads 1``) and the machine stays usable.
 ``auto`` runs are real time budgets on the quiet machine: they check the rule
 end to end, probe included.
+``choices`` asks ``rnnlm train CORPUS --max-time M --dry-run`` what it would
+choose (the probe's speed on this quiet machine, the table's curves) and
+keeps the answers beside the grid, which ``table`` sets against the best size
+measured at that budget.
 
 A grid run that is cut off (a 60-minute point takes hours on one thread) keeps
 its directory under ``checkpoints/.sweep``; the next ``run`` continues it from
@@ -217,8 +222,17 @@ def cmd_run(args) -> None:
 
 
 def record_auto(name: str, minutes: float, result: dict) -> None:
-    """A ``--size auto`` run trained elsewhere (``bench.py --quality``'s defaults run) as this sweep's auto point."""
+    """A ``--size auto`` run trained elsewhere (``bench.py --quality``'s defaults run) as this sweep's auto point.
+
+    Only on the table's machine: an auto run is a real time budget, so on another CPU it trains other steps (a
+    third of them on an AVX2 machine against the table's AVX-512 BF16 one) and would stand beside grid points it
+    cannot be compared with.  Grid runs are step budgets and name their machine and precision instead.
+    """
     with updating_table() as table:
+        if not table["machine"].startswith(machine_name()):
+            print(f"sweep: not recording the {minutes:g}-minute auto run as the table's: measured on {machine_name()}, "
+                  f"the table on {table['machine']}", file=sys.stderr)
+            return
         add_record(corpus_entry(table, name), {
             "size": result["size"], "mode": "auto", "minutes": minutes, "seed": 0, "steps": result["steps"],
             "chars_seen": result["chars_seen"], "best_val_bpc": round(result["best_val_bpc"], 4),
@@ -231,6 +245,51 @@ def cmd_auto(args) -> None:
     if args.jobs != 1 or args.threads != 2:
         raise SystemExit("auto runs are real time budgets: run them alone (--jobs 1 --threads 2) on a quiet machine")
     run_jobs(args, [("auto", None, float(m), seed) for m in args.minutes.split(",") for seed in range(args.seeds)])
+
+
+def cmd_choices(args) -> None:
+    """What ``rnnlm train CORPUS --max-time M --dry-run`` chooses here at each budget, kept in the corpus's entry.
+
+    A dry run probes this machine's speed, so run it on a quiet machine (pause grid runs: a step budget does not
+    mind).  Each answer replaces the one for its budget; ``table`` compares it with the grid.
+    """
+    import rnnlm
+
+    answers = []
+    for minutes in (float(m) for m in args.minutes.split(",")):
+        result = rnnlm.train(args.corpus, config=TrainConfig(max_time_s=minutes * 60), threads=args.threads,
+                             cache_dir=str(WORK / ".cache"), size="auto", dry_run=True)
+        choice = result["size"]
+        answers.append({"minutes": minutes, "size": choice["size"], "chars": round(choice["chars"][choice["size"]]),
+                        "chars_per_s": round(choice["chars_per_s"][choice["size"]], 1),
+                        "curve_bpc": round(choice["curve_bpc"][choice["size"]], 4), "reason": choice["reason"],
+                        "machine": machine_name(), "threads": args.threads})
+        print(f"{minutes:g} min: {choice['reason']}", flush=True)
+    with updating_table() as table:
+        entry = corpus_entry(table, args.name)
+        kept = [a for a in entry.get("choices", []) if a["minutes"] not in {b["minutes"] for b in answers}]
+        entry["choices"] = sorted(kept + answers, key=lambda a: a["minutes"])
+
+
+def choice_lines(entry: dict) -> list[str]:
+    """``choices``' answers against the grid: the chosen size's measured bpc at that budget minus the best size's."""
+    if not entry.get("choices"):
+        return []
+    budgets = best_by_budget(entry)
+    lines = ["What `rnnlm train CORPUS --max-time M --dry-run` chooses (`scripts/sweep.py choices`, the probe on "
+             "the quiet machine), against the best size measured at that budget:", "",
+             "| budget | machine, threads | chosen | chars/s (probe) | training chars | curve bpc | chosen, measured "
+             "| best measured | Δ |", "|---:|---|---|---:|---:|---:|---:|---|---:|"]
+    for answer in entry["choices"]:
+        measured = budgets.get(answer["minutes"], {})
+        best = min(measured, key=measured.get, default=None)
+        mine = measured.get(answer["size"])
+        delta = "" if mine is None or best is None else f"{mine - measured[best]:+.3f}"
+        lines.append(f"| {answer['minutes']:g} min | {answer['machine']}, {answer['threads']} | {answer['size']} | "
+                     f"{answer['chars_per_s']:,.0f} | {answer['chars'] / 1e6:.1f}M | {answer['curve_bpc']:.3f} | "
+                     f"{'not measured' if mine is None else f'{mine:.3f}'} | "
+                     f"{'' if best is None else f'{measured[best]:.3f} ({best})'} | {delta} |")
+    return lines
 
 
 def best_by_budget(entry: dict) -> dict[float, dict]:
@@ -254,12 +313,15 @@ def cmd_table(args) -> None:
                   f"{entry['vocab']}):", "",
                   "| size | chars/s | " + " | ".join(f"{m:g} min" for m in minutes) + " |",
                   "|---|---:|" + "---:|" * len(minutes)]
+        elsewhere = {(r["minutes"], r["size"]): r["machine"] for r in entry["runs"]
+                     if r["mode"] == "grid" and not table["machine"].startswith(r.get("machine", table["machine"]))}
         for size in GRID:
             cells = []
             for m in minutes:
                 value = budgets[m].get(str(size))
                 best = min(budgets[m].values())
-                cells.append("" if value is None else (f"**{value:.3f}**" if value == best else f"{value:.3f}"))
+                mark = " †" if (m, str(size)) in elsewhere else ""
+                cells.append("" if value is None else (f"**{value:.3f}**" if value == best else f"{value:.3f}") + mark)
             lines.append(f"| {size} | {entry['chars_per_s'][str(size)]:,.0f} | " + " | ".join(cells) + " |")
         autos = {}
         for run in entry["runs"]:
@@ -268,8 +330,13 @@ def cmd_table(args) -> None:
         if autos:
             lines.append("| auto | | " + " | ".join(", ".join(autos.get(m, [])) for m in minutes) + " |")
         lines.append("")
+        if elsewhere:
+            lines += ["† measured on another machine: " + "; ".join(
+                f"{size} at {m:g} min on {machine}" for (m, size), machine in sorted(elsewhere.items())) + ".", ""]
         if details := point_details(entry):
             lines += [*details, ""]
+        if answers := choice_lines(entry):
+            lines += [*answers, ""]
     plot(table, Path(args.plot))
     from benchmarks_md import write_section  # scripts/ is on the path when this runs as scripts/sweep.py
 
@@ -355,10 +422,16 @@ def main() -> None:
         p.add_argument("--seeds", type=int, default=1)
         p.add_argument("--jobs", type=int, default=2 if name == "run" else 1)
         p.add_argument("--threads", type=int, default=1 if name == "run" else 2)
+    p = sub.add_parser("choices", help="what --max-time M --dry-run chooses here (quiet machine)")
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--minutes", default="2,10,30,60", help="comma-separated budgets")
+    p.add_argument("--threads", type=int, default=2)
     p = sub.add_parser("table", help="markdown table (stdout) and plot")
     p.add_argument("--plot", default=str(ROOT / "docs" / "sweep.png"))
     args = parser.parse_args()
-    {"throughput": cmd_throughput, "run": cmd_run, "auto": cmd_auto, "table": cmd_table}[args.command](args)
+    {"throughput": cmd_throughput, "run": cmd_run, "auto": cmd_auto, "choices": cmd_choices,
+     "table": cmd_table}[args.command](args)
 
 
 if __name__ == "__main__":
