@@ -52,7 +52,7 @@ from rnnlm.training.autosize import GRID, TABLE_PATH, TRAIN_SHARE, Size  # noqa:
 from rnnlm.core.config import ModelConfig, TrainConfig  # noqa: E402
 from rnnlm.core.fileio import atomic_write  # noqa: E402
 from scripts.benchmarks_md import (  # noqa: E402
-    cpu_model, default_regularisation, machine_name, regularisation_of, updating_json)
+    default_regularisation, machine_name, regularisation_of, updating_json)
 
 WORK = ROOT / "checkpoints" / ".sweep"
 
@@ -60,7 +60,13 @@ WORK = ROOT / "checkpoints" / ".sweep"
 def load_table() -> dict:
     if TABLE_PATH.exists():
         return json.loads(TABLE_PATH.read_text())
-    return {"machine": f"{cpu_model()}, 2 cores", "corpora": []}
+    return {"machine": f"{machine_name()}, 2 cores", "corpora": []}
+
+
+def elsewhere(table: dict, machine: str | None) -> bool:
+    """A record's machine (``machine_record``) is not the table's ("CPU (SIMD), 2 cores"); a record that names none
+    predates the field and was measured on the table's machine."""
+    return machine is not None and table["machine"].rsplit(", ", 1)[0] != machine
 
 
 def updating_table() -> AbstractContextManager[dict]:
@@ -229,7 +235,7 @@ def record_auto(name: str, minutes: float, result: dict) -> None:
     cannot be compared with.  Grid runs are step budgets and name their machine and precision instead.
     """
     with updating_table() as table:
-        if not table["machine"].startswith(machine_name()):
+        if elsewhere(table, machine_name()):
             print(f"sweep: not recording the {minutes:g}-minute auto run as the table's: measured on {machine_name()}, "
                   f"the table on {table['machine']}", file=sys.stderr)
             return
@@ -313,14 +319,14 @@ def cmd_table(args) -> None:
                   f"{entry['vocab']}):", "",
                   "| size | chars/s | " + " | ".join(f"{m:g} min" for m in minutes) + " |",
                   "|---|---:|" + "---:|" * len(minutes)]
-        elsewhere = {(r["minutes"], r["size"]): r["machine"] for r in entry["runs"]
-                     if r["mode"] == "grid" and not table["machine"].startswith(r.get("machine", table["machine"]))}
+        foreign = {(r["minutes"], r["size"]): r["machine"] for r in entry["runs"]
+                   if r["mode"] == "grid" and elsewhere(table, r.get("machine"))}
         for size in GRID:
             cells = []
             for m in minutes:
                 value = budgets[m].get(str(size))
                 best = min(budgets[m].values())
-                mark = " †" if (m, str(size)) in elsewhere else ""
+                mark = " †" if (m, str(size)) in foreign else ""
                 cells.append("" if value is None else (f"**{value:.3f}**" if value == best else f"{value:.3f}") + mark)
             lines.append(f"| {size} | {entry['chars_per_s'][str(size)]:,.0f} | " + " | ".join(cells) + " |")
         autos = {}
@@ -330,9 +336,9 @@ def cmd_table(args) -> None:
         if autos:
             lines.append("| auto | | " + " | ".join(", ".join(autos.get(m, [])) for m in minutes) + " |")
         lines.append("")
-        if elsewhere:
+        if foreign:
             lines += ["† measured on another machine: " + "; ".join(
-                f"{size} at {m:g} min on {machine}" for (m, size), machine in sorted(elsewhere.items())) + ".", ""]
+                f"{size} at {m:g} min on {machine}" for (m, size), machine in sorted(foreign.items())) + ".", ""]
         if details := point_details(entry):
             lines += [*details, ""]
         if answers := choice_lines(entry):
